@@ -1,0 +1,62 @@
+"""scheduler: on each PingSource tick, emit a "reminder due" event for every reminder now due."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+from cloudevents.core.base import BaseCloudEvent
+from patient_notify.alerts import raise_alerts
+from patient_notify.codec import model_from_event, new_event
+from patient_notify.events import PING, PingTick
+from patient_notify.function import EventFunction, Route, Runtime
+from patient_notify.outbox import stage
+from patient_notify.settings import Settings
+
+from .planning import reminders_due
+
+log = logging.getLogger(__name__)
+SOURCE = "/patient-notify/scheduler"
+
+
+class SchedulerSettings(Settings):
+    reminder_late_cutoff_hours: float = 12.0  # a late reminder still goes out until this long before
+    scheduler_batch_size: int = 5000
+
+
+class Scheduler:
+    def __init__(self, runtime: Runtime, settings: SchedulerSettings) -> None:
+        self._runtime = runtime
+        self._cutoff = timedelta(hours=settings.reminder_late_cutoff_hours)
+        self._batch = settings.scheduler_batch_size
+
+    async def on_tick(self, event: BaseCloudEvent) -> None:
+        """The tick's ``time`` is the instant planned for: the PingSource is the clock."""
+        model_from_event(event, PingTick)
+        now = event.get_time() or datetime.now(UTC)
+        planned = 0
+        while (count := await self._plan_batch(now)) > 0:
+            planned += count
+            if count < self._batch:
+                break
+        drained = await self._runtime.publisher.drain()
+        log.info("reminders.planned", extra={"count": planned, "published": drained.published})
+
+    async def _plan_batch(self, now: datetime) -> int:
+        async with self._runtime.db.transaction() as tx:
+            rows = await tx.all("claim_due_reminders", {"now": now, "cutoff": self._cutoff, "limit": self._batch})
+            due, alerts = reminders_due(rows, now)
+            events = [new_event(r, source=SOURCE, subject=r.appointment_id) for r in due]
+            ids = await stage(tx, events)
+            await raise_alerts(tx, alerts)
+        await self._runtime.publisher.publish(ids)
+        return len(rows)
+
+
+def wire(settings: SchedulerSettings, runtime: Runtime) -> Mapping[str, Route]:
+    return {PING: Scheduler(runtime, settings).on_tick}
+
+
+def new() -> EventFunction[SchedulerSettings]:
+    return EventFunction("scheduler", SchedulerSettings, wire)

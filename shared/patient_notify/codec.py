@@ -1,0 +1,80 @@
+"""Pure codecs at the edge: HTTP request ↔ CloudEvent ↔ pydantic model (cloudevents SDK 2.x)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.bindings.http import HTTPMessage, from_http_event, to_binary_event
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.v1.event import CloudEvent
+from pydantic import ValidationError
+
+from patient_notify.errors import EventRejected
+from patient_notify.events import EventData
+
+__all__ = ["decode_http", "encode_binary", "model_from_event", "new_event"]
+
+M = TypeVar("M", bound=EventData)
+
+
+def decode_http(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
+    """Binary or structured mode; anything else is an ``EventRejected`` with the reason."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        return from_http_event(HTTPMessage(headers=lowered, body=body))
+    except (BaseCloudEventException, ValueError, TypeError, KeyError) as exc:
+        raise EventRejected(f"not a CloudEvent: {exc}") from exc
+
+
+def model_from_event(event: BaseCloudEvent, model: type[M]) -> M:
+    if event.get_type() != model.TYPE:
+        raise EventRejected(f"expected type {model.TYPE}", event_type=event.get_type())
+    data = event.get_data()
+    if isinstance(data, bytes | str):
+        try:
+            data = json.loads(data) if data else {}
+        except ValueError as exc:
+            raise EventRejected("data is not JSON", event_type=model.TYPE) from exc
+    try:
+        return model.model_validate(data or {})
+    except ValidationError as exc:
+        raise EventRejected(f"invalid data: {_first_error(exc)}", event_type=model.TYPE) from exc
+
+
+def new_event(
+    data: EventData,
+    *,
+    source: str,
+    subject: str | None = None,
+    extensions: Mapping[str, str] | None = None,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> CloudEvent:
+    attributes: dict[str, Any] = {
+        "id": event_id or str(uuid.uuid4()),
+        "source": source,
+        "type": data.TYPE,
+        "specversion": "1.0",
+        "time": time or datetime.now(UTC),
+        "datacontenttype": "application/json",
+        **(extensions or {}),
+    }
+    if subject:
+        attributes["subject"] = subject
+    return CloudEvent(attributes=attributes, data=data.model_dump(mode="json"))
+
+
+def encode_binary(event: BaseCloudEvent) -> tuple[dict[str, str], bytes]:
+    message = to_binary_event(event)
+    return dict(message.headers), message.body
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "data"
+    return f"{where}: {error['msg']}"

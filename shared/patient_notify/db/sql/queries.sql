@@ -1,0 +1,162 @@
+-- Every statement the functions run, by name (patient_notify.db.queries).
+-- Parameters are %(name)s; lists travel as arrays and are expanded with unnest (set-based).
+
+-- name: stage_outbox
+INSERT INTO outbox (event_id, type, source, subject, extensions, data)
+SELECT * FROM unnest(%(event_ids)s::text[], %(types)s::text[], %(sources)s::text[],
+                     %(subjects)s::text[], %(extensions)s::jsonb[], %(data)s::jsonb[])
+RETURNING id;
+
+-- name: outbox_rows
+SELECT id, event_id, type, source, subject, extensions, data, created_at
+FROM outbox WHERE id = ANY(%(ids)s::bigint[]) AND published_at IS NULL;
+
+-- name: unpublished_outbox
+SELECT id, event_id, type, source, subject, extensions, data, created_at, attempts, last_error
+FROM outbox
+WHERE published_at IS NULL AND created_at < now() - make_interval(secs => %(min_age_s)s)
+ORDER BY id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: mark_outbox_published
+UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL
+WHERE id = ANY(%(ids)s::bigint[]) AND published_at IS NULL;
+
+-- name: mark_outbox_failed
+UPDATE outbox o SET attempts = o.attempts + 1, last_error = f.error
+FROM unnest(%(ids)s::bigint[], %(errors)s::text[]) AS f (id, error)
+WHERE o.id = f.id;
+
+-- name: outbox_pending_count
+SELECT count(*) AS pending FROM outbox WHERE published_at IS NULL;
+
+-- name: claim_due_reminders
+-- Overlapping ticks split the work (SKIP LOCKED) and never emit the same reminder twice.
+UPDATE appointments a SET reminder_emitted_at = %(now)s
+FROM (
+    SELECT id FROM appointments
+    WHERE status = 'booked' AND reminder_emitted_at IS NULL
+      AND reminder_due_at <= %(now)s AND starts_at > %(now)s + %(cutoff)s
+    ORDER BY reminder_due_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) due
+WHERE a.id = due.id
+RETURNING a.id, a.version, a.reminder_local_date, a.reminder_due_at, a.reminder_window_end;
+
+-- name: record_processed_event
+INSERT INTO processed_events (source, id, type) VALUES (%(source)s, %(id)s, %(type)s)
+ON CONFLICT DO NOTHING
+RETURNING id;
+
+-- name: dispatch_context
+SELECT a.id, a.patient_id, a.location_id, a.starts_at, a.status, a.version,
+       p.given_name, p.family_name, p.language, p.timezone AS patient_timezone,
+       p.channel_preference,
+       l.name AS location_name, l.address AS location_address, l.phone AS location_phone,
+       l.timezone AS location_timezone,
+       coalesce((SELECT jsonb_agg(jsonb_build_object(
+                    'patient_id', c.patient_id, 'channel', c.channel, 'value', c.value,
+                    'rank', c.rank, 'opted_out', c.opted_out_at IS NOT NULL))
+                 FROM contact_points c WHERE c.patient_id = a.patient_id), '[]') AS contacts
+FROM appointments a
+JOIN patients p ON p.id = a.patient_id
+JOIN locations l ON l.id = a.location_id
+WHERE a.id = %(appointment_id)s;
+
+-- name: claim_notifications
+INSERT INTO notifications (natural_key, appointment_id, appointment_version, kind, channel,
+                           recipient, language, subject, body)
+SELECT * FROM unnest(%(natural_keys)s::text[], %(appointment_ids)s::text[],
+                     %(appointment_versions)s::int[], %(kinds)s::text[], %(channels)s::text[],
+                     %(recipients)s::text[], %(languages)s::text[], %(subjects)s::text[],
+                     %(bodies)s::text[])
+ON CONFLICT (natural_key) DO NOTHING
+RETURNING id, appointment_id, channel;
+
+-- name: raise_alerts
+INSERT INTO alerts (dedup_key, kind, severity, subject, detail)
+SELECT * FROM unnest(%(dedup_keys)s::text[], %(kinds)s::text[], %(severities)s::text[],
+                     %(subjects)s::text[], %(details)s::text[])
+ON CONFLICT (dedup_key) DO NOTHING;
+
+-- name: lock_notification_for_send
+SELECT n.id, n.status, n.kind, n.channel, n.recipient, n.subject, n.body, n.attempts,
+       n.appointment_version, a.status AS appointment_status, a.version AS current_version
+FROM notifications n JOIN appointments a ON a.id = n.appointment_id
+WHERE n.id = %(id)s
+FOR UPDATE OF n;
+
+-- name: move_notification
+-- Conditional on the expected current status, so a stale writer changes nothing.
+UPDATE notifications SET
+    status = %(to_status)s,
+    attempts = attempts + %(attempt)s,
+    provider = coalesce(%(provider)s, provider),
+    provider_message_id = coalesce(%(provider_message_id)s, provider_message_id),
+    last_error = coalesce(%(error)s, last_error),
+    skip_reason = coalesce(%(skip_reason)s, skip_reason)
+WHERE id = %(id)s AND status = %(from_status)s
+RETURNING id;
+
+-- name: record_rejected_event
+INSERT INTO rejected_events (receiver, reason, event_source, event_id, event_type, headers, body)
+VALUES (%(receiver)s, %(reason)s, %(event_source)s, %(event_id)s, %(event_type)s,
+        %(headers)s, %(body)s)
+RETURNING id;
+
+-- name: record_dead_letter
+INSERT INTO dead_letters (event_source, event_id, event_type, error_dest, error_code, data)
+VALUES (%(event_source)s, %(event_id)s, %(event_type)s, %(error_dest)s, %(error_code)s, %(data)s)
+ON CONFLICT (event_source, event_id) DO NOTHING
+RETURNING id;
+
+-- name: upsert_locations
+INSERT INTO locations (id, name, address, phone, timezone)
+SELECT * FROM unnest(%(ids)s::text[], %(names)s::text[], %(addresses)s::text[],
+                     %(phones)s::text[], %(timezones)s::text[])
+ON CONFLICT (id) DO UPDATE SET
+    name = EXCLUDED.name, address = EXCLUDED.address, phone = EXCLUDED.phone,
+    timezone = EXCLUDED.timezone, updated_at = now();
+
+-- name: upsert_patients
+INSERT INTO patients (id, given_name, family_name, language, timezone, channel_preference)
+SELECT * FROM unnest(%(ids)s::text[], %(given_names)s::text[], %(family_names)s::text[],
+                     %(languages)s::text[], %(timezones)s::text[], %(preferences)s::text[])
+ON CONFLICT (id) DO UPDATE SET
+    given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name,
+    language = EXCLUDED.language, timezone = EXCLUDED.timezone,
+    channel_preference = EXCLUDED.channel_preference, updated_at = now();
+
+-- name: upsert_contact_points
+INSERT INTO contact_points (patient_id, channel, value, rank)
+SELECT * FROM unnest(%(patient_ids)s::text[], %(channels)s::text[], %(values)s::text[],
+                     %(ranks)s::int[])
+ON CONFLICT (patient_id, channel, value) DO UPDATE SET rank = EXCLUDED.rank;
+
+-- name: upsert_appointments
+-- A new reminder date (the appointment moved to another local day) re-arms the reminder.
+INSERT INTO appointments (id, patient_id, location_id, starts_at, status, version,
+                          reminder_local_date, reminder_due_at, reminder_window_end)
+SELECT * FROM unnest(%(ids)s::text[], %(patient_ids)s::text[], %(location_ids)s::text[],
+                     %(starts)s::timestamptz[], %(statuses)s::text[], %(versions)s::int[],
+                     %(local_dates)s::date[], %(due)s::timestamptz[], %(window_ends)s::timestamptz[])
+ON CONFLICT (id) DO UPDATE SET
+    patient_id = EXCLUDED.patient_id, location_id = EXCLUDED.location_id,
+    starts_at = EXCLUDED.starts_at, status = EXCLUDED.status,
+    version = greatest(appointments.version, EXCLUDED.version),
+    reminder_local_date = EXCLUDED.reminder_local_date,
+    reminder_due_at = EXCLUDED.reminder_due_at,
+    reminder_window_end = EXCLUDED.reminder_window_end,
+    reminder_emitted_at = CASE WHEN appointments.reminder_local_date = EXCLUDED.reminder_local_date
+                               THEN appointments.reminder_emitted_at END,
+    updated_at = now()
+WHERE appointments.version <= EXCLUDED.version;
+
+-- name: appointment_zones
+-- The zone a reminder is planned in: the patient's, else the clinic's.
+SELECT a.id, coalesce(p.timezone, l.timezone) AS timezone
+FROM unnest(%(patient_ids)s::text[], %(location_ids)s::text[], %(ids)s::text[]) AS a (patient_id, location_id, id)
+JOIN patients p ON p.id = a.patient_id
+JOIN locations l ON l.id = a.location_id;

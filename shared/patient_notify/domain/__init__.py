@@ -1,0 +1,1 @@
+"""The pure core: decisions without I/O. Imports pydantic, datetime, zoneinfo and our schemas only."""

@@ -1,0 +1,72 @@
+"""Every event the system accepts or emits: its CloudEvent type constant beside its data schema."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+__all__ = [
+    "EVENT_MODELS",
+    "PING",
+    "EmailSendRequested",
+    "EventData",
+    "PingTick",
+    "ReminderDue",
+    "SmsSendRequested",
+]
+
+PING = "dev.knative.sources.ping"
+SOURCE_PREFIX = "/patient-notify"
+
+
+class EventData(BaseModel):
+    """Base of every event's data: frozen, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    TYPE: ClassVar[str]
+
+
+class PingTick(EventData):
+    """A PingSource tick; the event's ``time`` is the instant it stands for."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    TYPE: ClassVar[str] = PING
+    job: str | None = None
+
+
+class ReminderDue(EventData):
+    """The scheduler found an appointment whose reminder is due; the dispatcher picks channels."""
+
+    TYPE: ClassVar[str] = "org.patientnotify.reminder.due.v1"
+    appointment_id: str = Field(min_length=1)
+    appointment_version: int = Field(ge=1)
+    local_date: date
+    due_at: AwareDatetime
+    late: bool = False
+
+
+class _SendRequested(EventData):
+    notification_id: int = Field(ge=1)
+    appointment_id: str = Field(min_length=1)
+    channel: Literal["sms", "email"]
+
+
+class SmsSendRequested(_SendRequested):
+    """One SMS to send; the sender loads recipient and text from the notification row."""
+
+    TYPE: ClassVar[str] = "org.patientnotify.sms.send.v1"
+    channel: Literal["sms"] = "sms"
+
+
+class EmailSendRequested(_SendRequested):
+    """One email to send; the sender loads recipient and text from the notification row."""
+
+    TYPE: ClassVar[str] = "org.patientnotify.email.send.v1"
+    channel: Literal["email"] = "email"
+
+
+EVENT_MODELS: dict[str, type[EventData]] = {
+    model.TYPE: model for model in (PingTick, ReminderDue, SmsSendRequested, EmailSendRequested)
+}

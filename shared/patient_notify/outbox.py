@@ -1,0 +1,105 @@
+"""The transactional outbox: events are written with the state change, then published.
+
+``stage`` writes events in the caller's transaction. ``Publisher.publish`` POSTs committed rows
+to the broker ingress as binary CloudEvents; only a 2xx counts. Rows left unpublished (ingress
+down, crash between commit and POST) are re-sent by ``Publisher.drain``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.v1.event import CloudEvent
+
+from patient_notify.codec import encode_binary
+from patient_notify.db import Database, Transaction
+
+__all__ = ["PublishReport", "Publisher", "stage"]
+
+log = logging.getLogger(__name__)
+_CORE = ("id", "source", "type", "subject", "specversion", "time", "datacontenttype")
+
+
+async def stage(tx: Transaction, events: Sequence[BaseCloudEvent]) -> list[int]:
+    """Write events to the outbox in the caller's transaction; returns their outbox ids."""
+    if not events:
+        return []
+    rows = await tx.all("stage_outbox", {
+        "event_ids": [e.get_id() for e in events],
+        "types": [e.get_type() for e in events],
+        "sources": [e.get_source() for e in events],
+        "subjects": [e.get_subject() for e in events],
+        "extensions": [json.dumps(_extensions(e)) for e in events],
+        "data": [json.dumps(e.get_data()) for e in events],
+    })  # fmt: skip
+    return [row["id"] for row in rows]
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    published: int
+    failed: int
+
+
+class Publisher:
+    def __init__(self, db: Database, ingress_url: str, client: httpx.AsyncClient, concurrency: int = 32) -> None:
+        self._db = db
+        self._url = ingress_url
+        self._client = client
+        self._limit = asyncio.Semaphore(concurrency)
+
+    async def publish(self, ids: Sequence[int]) -> PublishReport:
+        if not ids:
+            return PublishReport(0, 0)
+        async with self._db.transaction() as tx:
+            rows = await tx.all("outbox_rows", {"ids": list(ids)})
+        return await self._send_and_record(rows)
+
+    async def drain(self, *, limit: int = 1000, min_age_s: float = 30.0) -> PublishReport:
+        """Re-send rows nobody published; rows younger than ``min_age_s`` are still in flight."""
+        async with self._db.transaction() as tx:
+            rows = await tx.all("unpublished_outbox", {"limit": limit, "min_age_s": min_age_s})
+        return await self._send_and_record(rows)
+
+    async def _send_and_record(self, rows: Sequence[dict[str, Any]]) -> PublishReport:
+        results = await asyncio.gather(*(self._post(row) for row in rows))
+        ok = [row["id"] for row, error in zip(rows, results, strict=True) if error is None]
+        failed = [(row["id"], error) for row, error in zip(rows, results, strict=True) if error]
+        async with self._db.transaction() as tx:
+            await tx.run("mark_outbox_published", {"ids": ok})
+            await tx.run("mark_outbox_failed", {
+                "ids": [i for i, _ in failed], "errors": [e for _, e in failed],
+            })  # fmt: skip
+        if failed:
+            log.warning("outbox.publish_failed", extra={"failed": len(failed), "published": len(ok)})
+        return PublishReport(len(ok), len(failed))
+
+    async def _post(self, row: dict[str, Any]) -> str | None:
+        headers, body = encode_binary(_event_from_row(row))
+        async with self._limit:
+            try:
+                response = await self._client.post(self._url, headers=headers, content=body)
+            except httpx.HTTPError as exc:
+                return f"{type(exc).__name__}: {exc}"[:500]
+        return None if response.is_success else f"HTTP {response.status_code}"
+
+
+def _extensions(event: BaseCloudEvent) -> dict[str, Any]:
+    return {k: v for k, v in event.get_attributes().items() if k not in _CORE}
+
+
+def _event_from_row(row: dict[str, Any]) -> CloudEvent:
+    attributes = {
+        "id": row["event_id"], "source": row["source"], "type": row["type"], "specversion": "1.0",
+        "time": row["created_at"], "datacontenttype": "application/json", **row["extensions"],
+    }  # fmt: skip
+    if row["subject"]:
+        attributes["subject"] = row["subject"]
+    return CloudEvent(attributes=attributes, data=row["data"])

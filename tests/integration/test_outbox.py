@@ -1,0 +1,85 @@
+"""The transactional outbox and its publisher, against real PostgreSQL and real HTTP."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, date, datetime
+
+import httpx
+from patient_notify.codec import new_event
+from patient_notify.db import Database
+from patient_notify.events import ReminderDue
+from patient_notify.outbox import Publisher, stage
+
+from tests.support.receiver import Receiver
+
+
+def _events(count: int) -> list:  # type: ignore[type-arg]
+    return [
+        new_event(ReminderDue(appointment_id=f"a{i}", appointment_version=1, local_date=date(2026, 1, 5),
+                              due_at=datetime(2026, 1, 2, 9, tzinfo=UTC)), source="/test")
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+async def _pending(db: Database) -> int:
+    async with db.transaction() as tx:
+        row = await tx.one("outbox_pending_count")
+    assert row is not None
+    return int(row["pending"])
+
+
+class TestPublisher:
+    async def test_ingress_down_then_up_loses_nothing(self, db: Database) -> None:
+        """Events staged while the ingress is down stay in the outbox and are all sent once it is back."""
+        events = _events(50)
+        async with db.transaction() as tx:
+            ids = await stage(tx, events)
+        async with httpx.AsyncClient() as client:
+            down = await Publisher(db, _closed_port_url(), client).publish(ids)
+            assert (down.published, down.failed) == (0, 50)
+            assert await _pending(db) == 50
+            with Receiver() as ingress:
+                up = await Publisher(db, ingress.url, client).drain(min_age_s=0)
+        assert (up.published, up.failed) == (50, 0)
+        assert sorted(ingress.event_ids()) == sorted(e.get_id() for e in events)
+        assert await _pending(db) == 0
+
+    async def test_only_a_2xx_counts_as_published(self, db: Database) -> None:
+        """A 400 or 500 from the ingress leaves the row unpublished with the reason recorded."""
+        async with db.transaction() as tx:
+            ids = await stage(tx, _events(2))
+        async with httpx.AsyncClient() as client:
+            with Receiver(status=400) as ingress:
+                report = await Publisher(db, ingress.url, client).publish(ids)
+        assert (report.published, report.failed) == (0, 2)
+        async with db.transaction() as tx:
+            rows = await tx.all("unpublished_outbox", {"limit": 10, "min_age_s": 0})
+        assert [row["last_error"] for row in rows] == ["HTTP 400", "HTTP 400"]
+
+    async def test_events_are_posted_in_binary_mode(self, db: Database) -> None:
+        """The broker ingress receives ce-* headers and the JSON data as the body."""
+        async with db.transaction() as tx:
+            ids = await stage(tx, _events(1))
+        async with httpx.AsyncClient() as client:
+            with Receiver() as ingress:
+                await Publisher(db, ingress.url, client).publish(ids)
+        headers, body = ingress.requests[0]
+        assert headers["ce-type"] == ReminderDue.TYPE
+        assert headers["content-type"] == "application/json"
+        assert b'"appointment_id": "a0"' in body or b'"appointment_id":"a0"' in body
+
+    async def test_drain_leaves_young_rows_to_their_writer(self, db: Database) -> None:
+        """Rows younger than min_age are in flight with the function that wrote them: drain skips them."""
+        async with db.transaction() as tx:
+            await stage(tx, _events(3))
+        async with httpx.AsyncClient() as client:
+            with Receiver() as ingress:
+                report = await Publisher(db, ingress.url, client).drain(min_age_s=3600)
+        assert report.published == 0 and ingress.requests == []
