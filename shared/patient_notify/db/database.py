@@ -63,6 +63,7 @@ class Database:
             kwargs={**CONNECT_KWARGS, "row_factory": dict_row},
         )
         self._opened = False
+        self.url = url
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

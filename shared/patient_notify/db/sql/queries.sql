@@ -160,3 +160,7 @@ SELECT a.id, coalesce(p.timezone, l.timezone) AS timezone
 FROM unnest(%(patient_ids)s::text[], %(location_ids)s::text[], %(ids)s::text[]) AS a (patient_id, location_id, id)
 JOIN patients p ON p.id = a.patient_id
 JOIN locations l ON l.id = a.location_id;
+
+-- name: open_alerts
+SELECT id, dedup_key, kind, severity, subject, detail, created_at
+FROM alerts WHERE acknowledged_at IS NULL ORDER BY id;

@@ -1,0 +1,97 @@
+"""One provider call per notification, bracketed by durable state, against the real database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from patient_notify.catalog import SourceBatch, save_batch
+from patient_notify.db import Database
+from patient_notify.delivery import OutboundSms, ProviderAccepted
+from patient_notify.errors import ProviderOutcomeUnknown, ProviderPermanent, ProviderRetryable
+from patient_notify.sending import Claimed, deliver
+
+from tests.builders import make_appointment, make_contact, make_location, make_patient
+from tests.fakes import FakeSmsGateway
+
+
+async def _queued_notification(db: Database) -> int:
+    async with db.transaction() as tx:
+        await save_batch(tx, SourceBatch(
+            [make_location()], [make_patient()], [make_contact()],
+            [make_appointment(starts_at=datetime.now(UTC) + timedelta(days=3))],
+        ))  # fmt: skip
+        rows = await tx.all("claim_notifications", {
+            "natural_keys": ["reminder:appt-1:sms:x"], "appointment_ids": ["appt-1"],
+            "appointment_versions": [1], "kinds": ["reminder"], "channels": ["sms"],
+            "recipients": ["+12025550123"], "languages": ["en"], "subjects": [""], "bodies": ["Hi"],
+        })  # fmt: skip
+    return int(rows[0]["id"])
+
+
+async def _state(db: Database, nid: int) -> tuple[str, list[str]]:
+    """The notification's status and the kinds of the open alerts."""
+    async with db.transaction() as tx:
+        row = await tx.one("lock_notification_for_send", {"id": nid})
+        kinds = [r["kind"] for r in await tx.all("open_alerts")]
+    assert row is not None
+    return row["status"], kinds
+
+
+def _via(gateway: FakeSmsGateway) -> Callable[[Claimed], ProviderAccepted]:
+    return lambda claimed: gateway.send_sms(OutboundSms(claimed.recipient, claimed.body))
+
+
+class TestDeliver:
+    async def test_accepted_message_is_sent_with_the_provider_id(self, db: Database) -> None:
+        """A provider-accepted message ends 'sent' with the provider's id, no alert."""
+        nid, gateway = await _queued_notification(db), FakeSmsGateway()
+        await deliver(db, nid, _via(gateway))
+        status, alerts = await _state(db, nid)
+        assert (status, len(gateway.sent), alerts) == ("sent", 1, [])
+
+    async def test_redelivered_event_never_sends_twice(self, db: Database) -> None:
+        """The same send event handled three times calls the provider once."""
+        nid, gateway = await _queued_notification(db), FakeSmsGateway()
+        for _ in range(3):
+            await deliver(db, nid, _via(gateway))
+        assert len(gateway.sent) == 1
+
+    async def test_retryable_refusal_releases_the_claim_for_a_retry(self, db: Database) -> None:
+        """A throttled send goes back to 'queued' and raises, so the broker retries; the retry sends it."""
+        nid, gateway = await _queued_notification(db), FakeSmsGateway(errors=[ProviderRetryable("twilio", "20429")])
+        with pytest.raises(ProviderRetryable):
+            await deliver(db, nid, _via(gateway))
+        assert (await _state(db, nid))[0] == "queued"
+        await deliver(db, nid, _via(gateway))
+        assert (await _state(db, nid))[0] == "sent" and len(gateway.sent) == 1
+
+    @pytest.mark.parametrize(("error", "status", "alert"), [
+        (ProviderPermanent("twilio", "21211", "The 'To' number +12025550123 is not valid"), "failed", "delivery_failed"),
+        (ProviderOutcomeUnknown("twilio", "timeout"), "unknown", "delivery_unknown"),  # may have been sent
+        (RuntimeError("bug in an adapter"), "unknown", "delivery_unknown"),  # never guess: alert
+    ])  # fmt: skip
+    async def test_final_failures_are_recorded_and_alerted(self, db: Database, error: Exception, status: str, alert: str) -> None:
+        """A permanent or unknown outcome is recorded on the notification and raises an alert."""
+        nid = await _queued_notification(db)
+        await deliver(db, nid, _via(FakeSmsGateway(errors=[error])))
+        assert await _state(db, nid) == (status, [alert])
+
+    async def test_alert_and_error_never_quote_the_phone_number(self, db: Database) -> None:
+        """Provider error texts are scrubbed before they are stored."""
+        nid = await _queued_notification(db)
+        error = ProviderPermanent("twilio", "21211", "The 'To' number +12025550123 is not valid")
+        await deliver(db, nid, _via(FakeSmsGateway(errors=[error])))
+        async with db.transaction() as tx:
+            texts = [r["detail"] for r in await tx.all("open_alerts")]
+        assert texts and all("+12025550123" not in t and "[phone]" in t for t in texts)
+
+    async def test_cancelled_appointment_is_skipped_with_the_reason(self, db: Database) -> None:
+        """If the appointment was cancelled after the message was planned, nothing is sent."""
+        nid, gateway = await _queued_notification(db), FakeSmsGateway()
+        async with db.transaction() as tx:
+            await save_batch(tx, SourceBatch(appointments=[make_appointment(
+                starts_at=datetime.now(UTC) + timedelta(days=3), status="cancelled")]))
+        await deliver(db, nid, _via(gateway))
+        assert (await _state(db, nid))[0] == "skipped" and gateway.sent == []
