@@ -31,7 +31,8 @@ class Settings(BaseModel):
         """Validate the environment mapping func-python hands ``start``."""
         known = {name.upper() for name in cls.model_fields}
         try:
-            return cls.model_validate({k: v for k, v in cfg.items() if k in known})
+            # An empty value means unset: ConfigMaps carry optional keys with "" as their value.
+            return cls.model_validate({k: v for k, v in cfg.items() if k in known and v != ""})
         except ValidationError as exc:
             first = exc.errors()[0]
             variable = str(first["loc"][0]) if first["loc"] else cls.__name__

@@ -1,0 +1,61 @@
+"""Each function as its own process, served by func-python, as it runs in its container."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+__all__ = ["FunctionProcess", "free_port"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class FunctionProcess:
+    def __init__(self, name: str, env: Mapping[str, str], log: IO[bytes]) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self._env = {**os.environ, **env, "LISTEN_ADDRESS": f"127.0.0.1:{self.port}"}
+        self._log = log
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "sandbox.serve", str(ROOT / "functions" / self.name)]
+        self._process = subprocess.Popen(command, env=self._env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Poll the readiness probe, as Kubernetes does, until 200 or the process exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self._process.returncode} before it was ready")
+            try:
+                if httpx.get(f"{self.url}health/readiness", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)  # polling interval of a readiness probe, not a synchronisation
+        raise TimeoutError(f"{self.name} not ready after {timeout} s")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()

@@ -1,0 +1,73 @@
+"""The whole pipeline on one machine: four func-python processes, the Triggers in knative/ routing
+between them over real HTTP, real PostgreSQL, and the Twilio and SES stand-ins."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sandbox.processes import ROOT, FunctionProcess
+from sandbox.router import LocalRouter
+from sandbox.ses import ACCESS_KEY_ID, SECRET_ACCESS_KEY, SesStandIn
+from sandbox.triggers import load_triggers
+from sandbox.twilio import TwilioStandIn
+
+FUNCTIONS = ("scheduler", "dispatcher", "sms-sender", "email-sender")
+ACCOUNT_SID = "AC" + "0" * 32
+
+
+@dataclass
+class System:
+    router: LocalRouter
+    twilio: TwilioStandIn
+    ses: SesStandIn
+    email_from: str
+    database_url: str
+    logs: Path
+
+
+@pytest.fixture
+def ses() -> Iterator[SesStandIn]:
+    with SesStandIn() as stand_in:
+        yield stand_in
+
+
+def start_system(
+    stack: ExitStack, database_url: str, ses: SesStandIn, logs: Path, *,
+    duplicate: bool = False, twilio_failure_rate: float = 0.0,
+) -> System:  # fmt: skip
+    twilio = stack.enter_context(TwilioStandIn(ACCOUNT_SID, "test-token", failure_rate=twilio_failure_rate, seed=7))
+    email_from = f"clinic-{uuid.uuid4().hex[:8]}@example.org"
+    ses.verify_sender(email_from)
+    endpoints: dict[str, str] = {}
+    router = LocalRouter(
+        load_triggers(ROOT / "knative"), endpoints,
+        duplicate=duplicate, shuffle_seed=11 if duplicate else None, backoff_scale=0.05,
+    )  # fmt: skip
+    env = {
+        "DATABASE_URL": database_url, "BROKER_URL": router.ingress_url, "LOG_LEVEL": "INFO",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": "test-token",
+        "TWILIO_FROM_NUMBER": "+12025550100", "TWILIO_BASE_URL": twilio.base_url,
+        "EMAIL_PROVIDER": "ses", "EMAIL_FROM": email_from, "SES_REGION": ses.region,
+        "SES_ENDPOINT_URL": ses.endpoint_url, "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+    }  # fmt: skip
+    processes = []
+    for name in FUNCTIONS:
+        log = stack.enter_context((logs / f"{name}.log").open("wb"))
+        process = FunctionProcess(name, env, log)
+        endpoints[name] = process.url
+        processes.append(process)
+        process.start()
+        stack.callback(process.stop)
+    with ThreadPoolExecutor(len(processes)) as pool:
+        list(pool.map(lambda p: p.wait_ready(), processes))
+    router.start()
+    stack.callback(router.stop)
+    return System(router, twilio, ses, email_from, database_url, logs)
