@@ -26,7 +26,7 @@ from cloudevents.core.base import BaseCloudEvent
 from patient_notify.codec import decode_http
 from patient_notify.db import Database, migrate
 from patient_notify.errors import (
-    DatabaseError,
+    ConfigError, DatabaseError,
     DatabaseUnavailable,
     EventRejected,
     ProviderRetryable,
@@ -66,10 +66,21 @@ class EventFunction(Generic[S]):
         self._runtime: Runtime | None = None
         self._database_url = ""
         self._not_ready: str | None = "not started"
+        self._config_error: str | None = None
 
     def start(self, cfg: Mapping[str, str]) -> None:
-        """Validate settings (a bad one raises ``ConfigError`` naming it), build adapters, migrate."""
-        settings = self._settings_type.from_cfg(cfg)
+        """Validate settings, build adapters, migrate.
+
+        A bad setting is logged naming the variable and leaves the function dead (liveness fails,
+        so Kubernetes shows a crash loop): hypercorn would otherwise serve on without ``start``.
+        """
+        configure_logging(cfg.get("LOG_LEVEL") or "INFO")
+        try:
+            settings = self._settings_type.from_cfg(cfg)
+        except ConfigError as exc:
+            self._config_error = self._not_ready = f"invalid configuration: {exc}"
+            log.error("start.config_invalid", extra={"function": self.name, "variable": exc.variable, "reason": exc.reason})
+            return
         configure_logging(settings.log_level)
         self._database_url = str(settings.database_url)
         db = Database(self._database_url, max_size=settings.db_pool_max)
@@ -90,7 +101,7 @@ class EventFunction(Generic[S]):
             log.info("start.ready", extra={"function": self.name, "applied": applied})
 
     def alive(self) -> tuple[bool, str]:
-        return True, "OK"
+        return self._config_error is None, self._config_error or "OK"
 
     def ready(self) -> tuple[bool, str]:
         if self._not_ready and self._runtime is not None:
