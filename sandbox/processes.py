@@ -29,13 +29,16 @@ class FunctionProcess:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        self._env = {**os.environ, **env, "LISTEN_ADDRESS": f"127.0.0.1:{self.port}"}
+        inherited = dict(os.environ)  # noqa: TID251 - the child inherits PATH and the venv
+        self._env = {**inherited, **env, "LISTEN_ADDRESS": f"127.0.0.1:{self.port}"}
         self._log = log
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         command = [sys.executable, "-m", "sandbox.serve", str(ROOT / "functions" / self.name)]
-        self._process = subprocess.Popen(command, env=self._env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self._process = subprocess.Popen(  # noqa: S603 - our interpreter, our module, our path
+            command, env=self._env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Poll the readiness probe, as Kubernetes does, until 200 or the process exits."""

@@ -17,14 +17,14 @@ import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event, to_binary_event
 from cloudevents.core.v1.event import CloudEvent
-from hypercorn.asyncio import serve  # type: ignore[import-untyped]  # no type hints shipped
-from hypercorn.config import Config  # type: ignore[import-untyped]
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
 
 from sandbox.triggers import Trigger
 
@@ -97,7 +97,11 @@ class LocalRouter:
             config.bind = [f"fd://{self._socket.detach()}"]
             config.accesslog = None
             self._started.set()
-            await serve(self._ingress, config, shutdown_trigger=self._shutdown.wait)
+            await serve(
+                cast(Any, self._ingress),
+                config,  # a plain ASGI callable; hypercorn types its own scopes
+                shutdown_trigger=self._shutdown.wait,
+            )
             for worker in workers:
                 worker.cancel()
 
@@ -113,7 +117,7 @@ class LocalRouter:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             event = from_http_event(HTTPMessage(headers=headers, body=body))
-        except Exception:  # the real ingress answers 400 to anything that is not a CloudEvent
+        except Exception:  # noqa: BLE001 - the real ingress answers 400 to anything that is not a CloudEvent
             await _reply(send, 400)
             return
         self._ingest(event)
@@ -179,10 +183,10 @@ class LocalRouter:
                 return status
         return status
 
-    async def _post(self, url: str, event: BaseCloudEvent, timeout: float) -> int:
+    async def _post(self, url: str, event: BaseCloudEvent, limit_s: float) -> int:
         message = to_binary_event(event)
         try:
-            response = await self._client.post(url, headers=message.headers, content=message.body, timeout=timeout)
+            response = await self._client.post(url, headers=message.headers, content=message.body, timeout=limit_s)
         except httpx.HTTPError:
             return 599
         if response.is_success and "ce-type" in response.headers:

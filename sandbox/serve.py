@@ -17,7 +17,7 @@ def main(argv: list[str]) -> None:
     if len(argv) != 2:
         raise SystemExit("usage: python -m sandbox.serve <function directory>")
     sys.path.insert(0, str(Path(argv[1]).resolve()))
-    from func_python.http import serve  # type: ignore[import-untyped]  # no type hints shipped
+    from func_python.http import serve
 
     serve(importlib.import_module("function").new)
 

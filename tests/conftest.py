@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import psycopg
 import pytest
+
 from patient_notify.db import Database, migrate
 from patient_notify.db.migrate import available_migrations
 
@@ -19,8 +20,9 @@ def database_url(name: str) -> str:
 
 
 def _admin(sql: str) -> None:
+    """Run one CREATE/DROP DATABASE (not allowed in a transaction) as the admin role."""
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]  # names come from uuid4 and checksums only
+        conn.execute(sql.encode())  # names come from uuid4 and checksums only
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,8 @@ from cloudevents.core.base import BaseCloudEvent
 from patient_notify.codec import decode_http
 from patient_notify.db import Database, migrate
 from patient_notify.errors import (
-    ConfigError, DatabaseError,
+    ConfigError,
+    DatabaseError,
     DatabaseUnavailable,
     EventRejected,
     ProviderRetryable,
@@ -79,7 +80,8 @@ class EventFunction(Generic[S]):
             settings = self._settings_type.from_cfg(cfg)
         except ConfigError as exc:
             self._config_error = self._not_ready = f"invalid configuration: {exc}"
-            log.error("start.config_invalid", extra={"function": self.name, "variable": exc.variable, "reason": exc.reason})
+            context = {"function": self.name, "variable": exc.variable, "reason": exc.reason}
+            log.error("start.config_invalid", extra=context)
             return
         configure_logging(settings.log_level)
         self._database_url = str(settings.database_url)

@@ -47,7 +47,7 @@ async def deliver(db: Database, notification_id: int, send: Callable[[Claimed], 
         raise
     except ProviderPermanent as exc:
         await _settle(db, claimed.id, "failed", error=_describe(exc), alert="delivery_failed")
-    except Exception as exc:  # the provider may have accepted it: never guess, never resend blindly
+    except Exception as exc:  # noqa: BLE001 - the provider may have accepted it: never guess, never resend
         await _settle(db, claimed.id, "unknown", error=_describe(exc), alert="delivery_unknown")
     else:
         await _settle(db, claimed.id, "sent", provider=accepted.provider, provider_message_id=accepted.message_id)
@@ -74,7 +74,9 @@ async def _claim(db: Database, notification_id: int) -> Claimed | None:
     return Claimed(row["id"], row["kind"], row["channel"], row["recipient"], row["subject"], row["body"])
 
 
-async def _settle(db: Database, notification_id: int, to_status: str, *, alert: str | None = None, **fields: Any) -> None:
+async def _settle(
+    db: Database, notification_id: int, to_status: str, *, alert: str | None = None, **fields: Any
+) -> None:
     async with db.transaction() as tx:
         await _move(tx, notification_id, "sending", to_status, **fields)
         if alert:

@@ -52,13 +52,17 @@ class TestBadInput:
         [(stored_reason, alert_kind, length)] = _rejections(migrated_database_url)
         assert stored_reason.startswith(reason) and alert_kind == "event_rejected" and length == len(body)
 
-    def test_a_dead_letter_is_recorded_and_alerted(self, dispatcher: FunctionProcess, migrated_database_url: str) -> None:
+    def test_a_dead_letter_is_recorded_and_alerted(
+        self, dispatcher: FunctionProcess, migrated_database_url: str
+    ) -> None:
         """An event carrying knativeerrordest is kept as a dead letter with a critical alert."""
         headers = {**CE, "ce-type": "org.patientnotify.sms.send.v1", "ce-knativeerrordest": "http://sms-sender",
                    "ce-knativeerrorcode": "503"}  # fmt: skip
         assert httpx.post(dispatcher.url, headers=headers, content=b'{"notification_id": 1}').status_code == 202
         with psycopg.connect(migrated_database_url) as conn:
-            rows = conn.execute("SELECT d.error_code, a.severity FROM dead_letters d JOIN alerts a ON a.subject = d.event_id").fetchall()
+            rows = conn.execute(
+                "SELECT d.error_code, a.severity FROM dead_letters d JOIN alerts a ON a.subject = d.event_id"
+            ).fetchall()
         assert rows == [("503", "critical")]
 
 

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from cloudevents.core.bindings.http import to_binary_event
 from cloudevents.core.v1.event import CloudEvent
+
 from patient_notify.catalog import save_batch
 from patient_notify.db import Database
-
 from sandbox.ses import SesStandIn
 from tests.e2e.conftest import System, start_system
 from tests.e2e.population import Population, build_population
@@ -42,9 +42,11 @@ def _run_day(system: System, population: Population, start: datetime) -> None:
 
     asyncio.run(load())
     with httpx.Client() as client:
-        for step in range(0, 48 * 4 + 1):
+        for step in range(48 * 4 + 1):
             message = to_binary_event(_tick(start + timedelta(minutes=15 * step)))
-            assert client.post(system.router.ingress_url, headers=message.headers, content=message.body).status_code == 202
+            assert (
+                client.post(system.router.ingress_url, headers=message.headers, content=message.body).status_code == 202
+            )
     assert system.router.wait_idle(timeout=240), "the pipeline did not settle"
 
 
@@ -56,14 +58,16 @@ def _sent(system: System) -> Counter[tuple[str, str]]:
 
 def _table(system: System, sql: str) -> dict[str, int]:
     with psycopg.connect(system.database_url) as conn:
-        return {str(row[0]): int(row[1]) for row in conn.execute(sql)}  # type: ignore[arg-type]
+        return {str(row[0]): int(row[1]) for row in conn.execute(sql.encode())}
 
 
 def _assert_exactly_once(system: System, population: Population, *, ticks_reordered: bool = False) -> None:
     sent = _sent(system)
     assert set(sent) == population.expected
     assert max(sent.values()) == 1, [k for k, v in sent.items() if v > 1][:5]
-    assert _table(system, "SELECT status, count(*) FROM notifications GROUP BY status") == {"sent": len(population.expected)}
+    assert _table(system, "SELECT status, count(*) FROM notifications GROUP BY status") == {
+        "sent": len(population.expected)
+    }
     assert _table(system, "SELECT 'pending', count(*) FROM outbox WHERE published_at IS NULL") == {"pending": 0}
     assert _table(system, "SELECT 'rejected', count(*) FROM rejected_events") == {"rejected": 0}
     alerts = _table(system, "SELECT kind, count(*) FROM alerts GROUP BY kind")

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
+
 from patient_notify.db import migrate
 from patient_notify.db.migrate import available_migrations
 from patient_notify.errors import DatabaseUnavailable
@@ -33,7 +34,7 @@ class TestMigrate:
         """An empty database gets the whole schema and a ledger of what was applied."""
         applied = migrate(empty_database_url)
         assert applied == [m.version for m in available_migrations()]
-        assert TABLES <= _tables(empty_database_url)
+        assert _tables(empty_database_url) >= TABLES
         assert _ledger(empty_database_url) == applied
 
     def test_second_run_applies_nothing(self, empty_database_url: str) -> None:

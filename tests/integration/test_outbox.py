@@ -6,11 +6,11 @@ import socket
 from datetime import UTC, date, datetime
 
 import httpx
+
 from patient_notify.codec import new_event
 from patient_notify.db import Database
 from patient_notify.events import ReminderDue
 from patient_notify.outbox import Publisher, stage
-
 from tests.support.receiver import Receiver
 
 

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from patient_notify.catalog import SourceBatch, save_batch
 from patient_notify.db import Database
 from patient_notify.delivery import OutboundSms, ProviderAccepted
 from patient_notify.errors import ProviderOutcomeUnknown, ProviderPermanent, ProviderRetryable
 from patient_notify.sending import Claimed, deliver
-
 from tests.builders import make_appointment, make_contact, make_location, make_patient
 from tests.fakes import FakeSmsGateway
 
@@ -72,7 +72,9 @@ class TestDeliver:
         (ProviderOutcomeUnknown("twilio", "timeout"), "unknown", "delivery_unknown"),  # may have been sent
         (RuntimeError("bug in an adapter"), "unknown", "delivery_unknown"),  # never guess: alert
     ])  # fmt: skip
-    async def test_final_failures_are_recorded_and_alerted(self, db: Database, error: Exception, status: str, alert: str) -> None:
+    async def test_final_failures_are_recorded_and_alerted(
+        self, db: Database, error: Exception, status: str, alert: str
+    ) -> None:
         """A permanent or unknown outcome is recorded on the notification and raises an alert."""
         nid = await _queued_notification(db)
         await deliver(db, nid, _via(FakeSmsGateway(errors=[error])))
@@ -91,7 +93,11 @@ class TestDeliver:
         """If the appointment was cancelled after the message was planned, nothing is sent."""
         nid, gateway = await _queued_notification(db), FakeSmsGateway()
         async with db.transaction() as tx:
-            await save_batch(tx, SourceBatch(appointments=[make_appointment(
-                starts_at=datetime.now(UTC) + timedelta(days=3), status="cancelled")]))
+            await save_batch(
+                tx,
+                SourceBatch(
+                    appointments=[make_appointment(starts_at=datetime.now(UTC) + timedelta(days=3), status="cancelled")]
+                ),
+            )
         await deliver(db, nid, _via(gateway))
         assert (await _state(db, nid))[0] == "skipped" and gateway.sent == []

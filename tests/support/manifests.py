@@ -98,18 +98,12 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.yaml_implicit_resolvers = {
-    first: [
-        (tag, regexp)
-        for tag, regexp in resolvers
-        if tag != "tag:yaml.org,2002:timestamp"
-    ]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
 
-def _construct_unique_mapping(
-    loader: yaml.SafeLoader, node: yaml.MappingNode
-) -> dict[Any, Any]:
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
@@ -125,9 +119,7 @@ def _construct_unique_mapping(
     return mapping
 
 
-_Loader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
 @dataclass(frozen=True)
@@ -203,9 +195,7 @@ class Project:
     def function_names(self) -> set[str]:
         """Names a subscriber may use: function directories with a func.yaml, the root func."""
         names = {func.directory for func in self.funcs if func.directory}
-        names.update(
-            func.name for func in self.funcs if not func.directory and func.name
-        )
+        names.update(func.name for func in self.funcs if not func.directory and func.name)
         return names
 
 
@@ -221,9 +211,7 @@ def load_yaml_documents(path: Path, root: Path = REPO_ROOT) -> list[Document]:
         if body is None:
             continue
         if not isinstance(body, dict):
-            raise ManifestError(
-                f"{source} (document {index + 1}): a {type(body).__name__}, not a mapping"
-            )
+            raise ManifestError(f"{source} (document {index + 1}): a {type(body).__name__}, not a mapping")
         docs.append(Document(source, index, body))
     return docs
 
@@ -231,9 +219,7 @@ def load_yaml_documents(path: Path, root: Path = REPO_ROOT) -> list[Document]:
 def manifest_files(root: Path = REPO_ROOT) -> list[Path]:
     """Every YAML file under knative/, templates included, sorted."""
     base = root / KNATIVE_DIR
-    return sorted(
-        p for p in base.rglob("*") if p.is_file() and p.suffix in {".yaml", ".yml"}
-    )
+    return sorted(p for p in base.rglob("*") if p.is_file() and p.suffix in {".yaml", ".yml"})
 
 
 def is_example(path: Path) -> bool:
@@ -250,16 +236,12 @@ def load_project(root: Path = REPO_ROOT) -> Project:
     manifests: list[Document] = []
     examples: list[Document] = []
     for path in manifest_files(root):
-        (examples if is_example(path) else manifests).extend(
-            load_yaml_documents(path, root)
-        )
+        (examples if is_example(path) else manifests).extend(load_yaml_documents(path, root))
     funcs = []
     for path in func_yaml_files(root):
         docs = load_yaml_documents(path, root)
         if len(docs) != 1:
-            raise ManifestError(
-                f"{_relative(path, root)}: expected one document, found {len(docs)}"
-            )
+            raise ManifestError(f"{_relative(path, root)}: expected one document, found {len(docs)}")
         funcs.append(FuncConfig(docs[0].source, docs[0].body))
     return Project(root, manifests, examples, funcs)
 
@@ -280,9 +262,7 @@ def schema_relpath(api_version: str, kind: str) -> str:
     return f"{group or 'core'}/{kind.lower()}_{version}.json"
 
 
-def schema_for(
-    api_version: str, kind: str, schema_dir: Path = SCHEMA_DIR
-) -> JsonObject:
+def schema_for(api_version: str, kind: str, schema_dir: Path = SCHEMA_DIR) -> JsonObject:
     """The JSON Schema for a kind; raises UnknownKindError rather than skipping it."""
     if not api_version or not kind:
         raise UnknownKindError("document has no apiVersion or no kind")
@@ -315,18 +295,13 @@ def _validator_for_file(path: Path) -> Any:
 
 def _make_validator(schema: Mapping[str, Any]) -> Any:
     cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
+    cls.check_schema(dict(schema))
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
 def _errors(validator: Any, instance: Any) -> list[str]:
-    errors = sorted(
-        validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path]
-    )
-    return [
-        f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
-        for e in errors
-    ]
+    errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+    return [f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}" for e in errors]
 
 
 def file_schema_errors(instance: Any, path: Path) -> list[str]:
@@ -347,9 +322,7 @@ def check_document_schema(doc: Document, schema_dir: Path = SCHEMA_DIR) -> list[
 def check_func_schema(func: FuncConfig, schema_dir: Path = SCHEMA_DIR) -> list[str]:
     """A func.yaml validates against knative/func's func_yaml-schema.json (draft-04)."""
     path = schema_dir / FUNC_SCHEMA_FILE
-    return [
-        f"{func.label}: {message}" for message in file_schema_errors(func.body, path)
-    ]
+    return [f"{func.label}: {message}" for message in file_schema_errors(func.body, path)]
 
 
 # --------------------------------------------------------------------------- cron
@@ -370,10 +343,7 @@ _MONTH_NAMES = (
     "DEC",
 )
 _MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, start=1)}
-_DAYS = {
-    name: number
-    for number, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))
-}
+_DAYS = {name: number for number, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
 # name, low, high, names, '?' allowed -- the fields of robfig/cron (Knative's parser), in order.
 _CRON_FIELDS: tuple[tuple[str, int, int, Mapping[str, int], bool], ...] = (
     ("second", 0, 59, {}, False),
@@ -414,15 +384,8 @@ class CronSchedule:
         )
         if not every_day:
             return None
-        times = sorted(
-            h * 3600 + m * 60 + s
-            for h in self.hours
-            for m in self.minutes
-            for s in self.seconds
-        )
-        gaps = [b - a for a, b in itertools.pairwise(times)] + [
-            times[0] + 86400 - times[-1]
-        ]
+        times = sorted(h * 3600 + m * 60 + s for h in self.hours for m in self.minutes for s in self.seconds)
+        gaps = [b - a for a, b in itertools.pairwise(times)] + [times[0] + 86400 - times[-1]]
         return min(gaps)
 
 
@@ -436,9 +399,7 @@ def parse_cron(expression: str) -> CronSchedule:
     """
     text = expression.strip()
     if text.startswith("@every"):
-        raise ValueError(
-            "@every is not accepted by PingSource; write a cron expression"
-        )
+        raise ValueError("@every is not accepted by PingSource; write a cron expression")
     if text.startswith(("TZ=", "CRON_TZ=")):
         raise ValueError("time zone prefix in schedule; put the zone in spec.timezone")
     if text.startswith("@"):
@@ -450,10 +411,7 @@ def parse_cron(expression: str) -> CronSchedule:
         fields = ["0", *fields]
     elif len(fields) != 6:
         raise ValueError(f"expected 5 or 6 fields, found {len(fields)}")
-    values = [
-        _parse_cron_field(value, *spec)
-        for value, spec in zip(fields, _CRON_FIELDS, strict=True)
-    ]
+    values = [_parse_cron_field(value, *spec) for value, spec in zip(fields, _CRON_FIELDS, strict=True)]
     return CronSchedule(*values)
 
 
@@ -487,9 +445,7 @@ def _parse_cron_field(
     return frozenset(selected)
 
 
-def _cron_value(
-    text: str, name: str, low: int, high: int, names: Mapping[str, int]
-) -> int:
+def _cron_value(text: str, name: str, low: int, high: int, names: Mapping[str, int]) -> int:
     if text.upper() in names:
         return names[text.upper()]
     if not text.isdigit():
@@ -517,13 +473,9 @@ def parse_duration(text: Any) -> float:
     """
     match = _DURATION.match(text) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(
-            f"{text!r} is not an ISO-8601 duration (e.g. PT0.5S, PT30S, PT1M)"
-        )
+        raise ValueError(f"{text!r} is not an ISO-8601 duration (e.g. PT0.5S, PT30S, PT1M)")
     scale = {"weeks": 604800, "days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
-    return sum(
-        float(value) * scale[unit] for unit, value in match.groupdict().items() if value
-    )
+    return sum(float(value) * scale[unit] for unit, value in match.groupdict().items() if value)
 
 
 # --------------------------------------------------------------------------- retry budget
@@ -574,9 +526,7 @@ def parallelism(doc: Document) -> int:
     raw = annotations.get(PARALLELISM_ANNOTATION, "1")
     low, high = PARALLELISM_RANGE
     if not isinstance(raw, str) or not raw.isdigit() or not low <= int(raw) <= high:
-        raise ValueError(
-            f"{PARALLELISM_ANNOTATION} must be an integer {low}..{high} as a string, got {raw!r}"
-        )
+        raise ValueError(f"{PARALLELISM_ANNOTATION} must be an integer {low}..{high} as a string, got {raw!r}")
     return int(raw)
 
 
@@ -592,9 +542,7 @@ def check_metadata(doc: Document) -> list[str]:
         problems.append(f"{doc.label}: metadata.name is missing")
     namespaced = (doc.api_version, doc.kind) not in CLUSTER_SCOPED_KINDS
     if namespaced and doc.metadata.get("namespace") != NAMESPACE:
-        problems.append(
-            f"{doc.label}: metadata.namespace is {doc.metadata.get('namespace')!r}, expected {NAMESPACE!r}"
-        )
+        problems.append(f"{doc.label}: metadata.namespace is {doc.metadata.get('namespace')!r}, expected {NAMESPACE!r}")
     for field in ("labels", "annotations"):
         values = doc.metadata.get(field) or {}
         if not isinstance(values, dict):
@@ -602,9 +550,7 @@ def check_metadata(doc: Document) -> list[str]:
             continue
         for key, value in values.items():
             if not isinstance(value, str):
-                problems.append(
-                    f"{doc.label}: metadata.{field}.{key} must be a string, got {value!r}"
-                )
+                problems.append(f"{doc.label}: metadata.{field}.{key} must be a string, got {value!r}")
     return problems
 
 
@@ -642,26 +588,18 @@ def check_kustomizations(root: Path = REPO_ROOT) -> list[str]:
         body = docs[0].body if docs else {}
         listed = [str(entry) for entry in body.get("resources") or []]
         if body.get("namespace") != NAMESPACE:
-            problems.append(
-                f"{label}: namespace is {body.get('namespace')!r}, expected {NAMESPACE!r}"
-            )
+            problems.append(f"{label}: namespace is {body.get('namespace')!r}, expected {NAMESPACE!r}")
         here = {
             p.name
             for p in path.parent.iterdir()
-            if p.is_file()
-            and p.suffix in {".yaml", ".yml"}
-            and p.name != KUSTOMIZATION_FILE
+            if p.is_file() and p.suffix in {".yaml", ".yml"} and p.name != KUSTOMIZATION_FILE
         }
         for name in sorted(here - set(listed)):
             if not is_example(path.parent / name):
-                problems.append(
-                    f"{label}: {name} is in the directory but not listed in resources"
-                )
+                problems.append(f"{label}: {name} is in the directory but not listed in resources")
         for entry in listed:
             if is_example(Path(entry)):
-                problems.append(
-                    f"{label}: lists the template {entry}; templates are never applied"
-                )
+                problems.append(f"{label}: lists the template {entry}; templates are never applied")
             elif not (path.parent / entry).exists():
                 problems.append(f"{label}: lists {entry}, which does not exist")
         if len(set(listed)) != len(listed):
@@ -678,25 +616,17 @@ def check_pingsource(doc: Document) -> list[str]:
     problems = []
     schedule = spec.get("schedule")
     if not isinstance(schedule, str):
-        problems.append(
-            f"{label}: spec.schedule is missing (Knative's default fires every minute)"
-        )
+        problems.append(f"{label}: spec.schedule is missing (Knative's default fires every minute)")
     else:
         try:
             parse_cron(schedule)
         except ValueError as error:
-            problems.append(
-                f"{label}: spec.schedule {schedule!r} is not a valid cron expression: {error}"
-            )
+            problems.append(f"{label}: spec.schedule {schedule!r} is not a valid cron expression: {error}")
     timezone = spec.get("timezone")
     if timezone is not None and not _is_iana_zone(timezone):
-        problems.append(
-            f"{label}: spec.timezone {timezone!r} is not an IANA time zone name"
-        )
+        problems.append(f"{label}: spec.timezone {timezone!r} is not an IANA time zone name")
     if "data" in spec and "dataBase64" in spec:
-        problems.append(
-            f"{label}: spec.data and spec.dataBase64 are mutually exclusive"
-        )
+        problems.append(f"{label}: spec.data and spec.dataBase64 are mutually exclusive")
     content_type = str(spec.get("contentType", "")).split(";")[0].strip().lower()
     if content_type == "application/json":
         payload: Any = spec.get("data")
@@ -710,14 +640,10 @@ def check_pingsource(doc: Document) -> list[str]:
             try:
                 json.loads(payload)
             except (TypeError, ValueError) as error:
-                problems.append(
-                    f"{label}: contentType is application/json but data is not JSON: {error}"
-                )
+                problems.append(f"{label}: contentType is application/json but data is not JSON: {error}")
     ref = (spec.get("sink") or {}).get("ref") or {}
     if (ref.get("kind"), ref.get("name")) != ("Broker", BROKER_NAME):
-        problems.append(
-            f"{label}: spec.sink should be the Broker {BROKER_NAME!r}, not {ref or spec.get('sink')!r}"
-        )
+        problems.append(f"{label}: spec.sink should be the Broker {BROKER_NAME!r}, not {ref or spec.get('sink')!r}")
     return problems
 
 
@@ -745,17 +671,13 @@ def check_delivery(
 ) -> list[str]:
     """retry, backoffPolicy, backoffDelay, timeout valid; a dead-letter sink that is a function."""
     if not isinstance(delivery, dict):
-        return [
-            f"{where}: spec.delivery is missing (retry, backoff, timeout and deadLetterSink)"
-        ]
+        return [f"{where}: spec.delivery is missing (retry, backoff, timeout and deadLetterSink)"]
     problems = []
     for field in ("retry", "backoffPolicy", "backoffDelay", "timeout"):
         if field not in delivery:
             problems.append(f"{where}: spec.delivery.{field} is missing")
     if delivery.get("backoffPolicy", "exponential") not in {"exponential", "linear"}:
-        problems.append(
-            f"{where}: spec.delivery.backoffPolicy must be exponential or linear"
-        )
+        problems.append(f"{where}: spec.delivery.backoffPolicy must be exponential or linear")
     for field in ("backoffDelay", "timeout", "retryAfterMax"):
         if field in delivery:
             try:
@@ -763,37 +685,26 @@ def check_delivery(
             except ValueError as error:
                 problems.append(f"{where}: spec.delivery.{field}: {error}")
     retry = delivery.get("retry")
-    if "retry" in delivery and (
-        not isinstance(retry, int) or isinstance(retry, bool) or retry < 0
-    ):
+    if "retry" in delivery and (not isinstance(retry, int) or isinstance(retry, bool) or retry < 0):
         problems.append(f"{where}: spec.delivery.retry must be a non-negative integer")
     sink = delivery.get("deadLetterSink")
     if not sink:
         if need_dead_letter:
             problems.append(
-                f"{where}: spec.delivery has no deadLetterSink; events that exhaust their retries "
-                "would be dropped"
+                f"{where}: spec.delivery has no deadLetterSink; events that exhaust their retries would be dropped"
             )
     else:
-        problems.extend(
-            _check_function_ref(
-                sink, f"{where}: spec.delivery.deadLetterSink", function_names
-            )
-        )
+        problems.extend(_check_function_ref(sink, f"{where}: spec.delivery.deadLetterSink", function_names))
     return problems
 
 
-def _check_function_ref(
-    destination: Any, where: str, function_names: set[str]
-) -> list[str]:
+def _check_function_ref(destination: Any, where: str, function_names: set[str]) -> list[str]:
     ref = destination.get("ref") if isinstance(destination, dict) else None
     if not isinstance(ref, dict):
         return [f"{where} must be a ref to a function's Knative Service"]
     problems = []
     if (ref.get("apiVersion"), ref.get("kind")) != (SERVICE_API_VERSION, "Service"):
-        problems.append(
-            f"{where}.ref must be a {SERVICE_API_VERSION} Service, got {ref.get('kind')!r}"
-        )
+        problems.append(f"{where}.ref must be a {SERVICE_API_VERSION} Service, got {ref.get('kind')!r}")
     if ref.get("name") not in function_names:
         problems.append(
             f"{where}.ref names {ref.get('name')!r}, but there is no function by that name "
@@ -811,9 +722,7 @@ def check_trigger(
     spec, label = doc.spec, doc.label
     problems = []
     if spec.get("broker") != BROKER_NAME:
-        problems.append(
-            f"{label}: spec.broker is {spec.get('broker')!r}, expected {BROKER_NAME!r}"
-        )
+        problems.append(f"{label}: spec.broker is {spec.get('broker')!r}, expected {BROKER_NAME!r}")
     if "filters" in spec:
         problems.append(
             f"{label}: uses spec.filters, which the RabbitMQ broker ignores (the Trigger would "
@@ -821,32 +730,21 @@ def check_trigger(
         )
     attributes = (spec.get("filter") or {}).get("attributes")
     if not isinstance(attributes, dict) or not attributes:
-        problems.append(
-            f"{label}: spec.filter.attributes is empty; the Trigger would receive every event"
-        )
+        problems.append(f"{label}: spec.filter.attributes is empty; the Trigger would receive every event")
         attributes = {}
     for key, value in attributes.items():
         if not CE_ATTRIBUTE_NAME.match(str(key)):
-            problems.append(
-                f"{label}: filter attribute {key!r} is not a CloudEvents attribute name (a-z0-9, 1-20)"
-            )
+            problems.append(f"{label}: filter attribute {key!r} is not a CloudEvents attribute name (a-z0-9, 1-20)")
         if not isinstance(value, str) or not value:
-            problems.append(
-                f"{label}: filter attribute {key!r} must be a non-empty string (exact match)"
-            )
+            problems.append(f"{label}: filter attribute {key!r} must be a non-empty string (exact match)")
     event_type = attributes.get("type")
     if event_type is None:
         problems.append(f"{label}: spec.filter.attributes has no type")
     elif event_type not in known_event_types:
         problems.append(
-            f"{label}: filters on unknown event type {event_type!r} "
-            f"(known: {', '.join(sorted(known_event_types))})"
+            f"{label}: filters on unknown event type {event_type!r} (known: {', '.join(sorted(known_event_types))})"
         )
-    problems.extend(
-        _check_function_ref(
-            spec.get("subscriber"), f"{label}: spec.subscriber", function_names
-        )
-    )
+    problems.extend(_check_function_ref(spec.get("subscriber"), f"{label}: spec.subscriber", function_names))
     problems.extend(check_delivery(spec.get("delivery"), label, function_names))
     try:
         parallelism(doc)
@@ -857,9 +755,7 @@ def check_trigger(
 
 def check_ping_triggers(project: Project) -> list[str]:
     """A Trigger on ping events filters on one existing PingSource; each PingSource is consumed."""
-    sources = {
-        pingsource_event_source(doc): doc for doc in project.of_kind("PingSource")
-    }
+    sources = {pingsource_event_source(doc): doc for doc in project.of_kind("PingSource")}
     consumed: set[str] = set()
     problems = []
     for trigger in project.of_kind("Trigger"):
@@ -877,9 +773,7 @@ def check_ping_triggers(project: Project) -> list[str]:
             consumed.add(source)
     for source, doc in sources.items():
         if source not in consumed:
-            problems.append(
-                f"{doc.label}: no Trigger filters on its source {source!r}; its ticks go nowhere"
-            )
+            problems.append(f"{doc.label}: no Trigger filters on its source {source!r}; its ticks go nowhere")
     return problems
 
 
@@ -888,22 +782,15 @@ def check_broker(doc: Document, project: Project) -> list[str]:
     problems = []
     annotations = doc.metadata.get("annotations") or {}
     if annotations.get(BROKER_CLASS_ANNOTATION) != RABBITMQ_BROKER_CLASS:
-        problems.append(
-            f"{doc.label}: annotation {BROKER_CLASS_ANNOTATION} must be {RABBITMQ_BROKER_CLASS!r}"
-        )
+        problems.append(f"{doc.label}: annotation {BROKER_CLASS_ANNOTATION} must be {RABBITMQ_BROKER_CLASS!r}")
     config = doc.spec.get("config") or {}
     configs = {c.name for c in project.of_kind("RabbitmqBrokerConfig")}
-    if (
-        config.get("kind") != "RabbitmqBrokerConfig"
-        or config.get("name") not in configs
-    ):
+    if config.get("kind") != "RabbitmqBrokerConfig" or config.get("name") not in configs:
         problems.append(
             f"{doc.label}: spec.config must refer to a RabbitmqBrokerConfig defined under knative/ "
             f"(defined: {sorted(configs)}), got {config!r}"
         )
-    problems.extend(
-        check_delivery(doc.spec.get("delivery"), doc.label, project.function_names)
-    )
+    problems.extend(check_delivery(doc.spec.get("delivery"), doc.label, project.function_names))
     return problems
 
 
@@ -950,9 +837,7 @@ def check_retry_budget(project: Project) -> list[str]:
         if workers == 1 and source in ticks:
             interval = ticks[source]
             if interval is None:
-                problems.append(
-                    f"{doc.label}: cannot work out its PingSource's tick interval"
-                )
+                problems.append(f"{doc.label}: cannot work out its PingSource's tick interval")
             elif budget.per_message_s >= interval:
                 problems.append(
                     f"{doc.label}: FIFO and worst case per message {budget.per_message_s:.0f} s is "
@@ -970,9 +855,7 @@ def check_retry_budget(project: Project) -> list[str]:
 
 # --------------------------------------------------------------------------- checks: func.yaml
 
-_ENV_REFERENCE = re.compile(
-    r"^\{\{\s*(?P<source>\w+)\s*:\s*(?P<name>[^:{}\s]+)\s*(?::\s*(?P<key>[^:{}\s]+)\s*)?\}\}$"
-)
+_ENV_REFERENCE = re.compile(r"^\{\{\s*(?P<source>\w+)\s*:\s*(?P<name>[^:{}\s]+)\s*(?::\s*(?P<key>[^:{}\s]+)\s*)?\}\}$")
 
 
 @dataclass(frozen=True)
@@ -1010,10 +893,7 @@ def render_knative_service(func: Mapping[str, Any]) -> JsonObject:
     deploy = func.get("deploy") or {}
     options = deploy.get("options") or {}
     annotations = {str(k): v for k, v in (deploy.get("annotations") or {}).items()}
-    labels = {
-        str(item.get("key")): item.get("value", "")
-        for item in deploy.get("labels") or []
-    }
+    labels = {str(item.get("key")): item.get("value", "") for item in deploy.get("labels") or []}
     template_annotations = dict(annotations)
     scale = options.get("scale") or {}
     for field, key in (
@@ -1025,10 +905,8 @@ def render_knative_service(func: Mapping[str, Any]) -> JsonObject:
         if field in scale:
             template_annotations[AUTOSCALING_PREFIX + key] = str(scale[field])
     if "utilization" in scale:
-        template_annotations[AUTOSCALING_PREFIX + "target-utilization-percentage"] = (
-            str(scale["utilization"])
-        )
-    env: list[JsonObject] = [{"name": "ADDRESS", "value": "0.0.0.0"}]
+        template_annotations[AUTOSCALING_PREFIX + "target-utilization-percentage"] = str(scale["utilization"])
+    env: list[JsonObject] = [{"name": "ADDRESS", "value": "0.0.0.0"}]  # noqa: S104 - what func sets in the pod
     env_from: list[JsonObject] = []
     for entry in (func.get("run") or {}).get("envs") or []:
         reference = parse_env_reference(entry.get("value"))
@@ -1039,21 +917,15 @@ def render_knative_service(func: Mapping[str, Any]) -> JsonObject:
             env.append({"name": env_name, "value": f"<local ${reference.name}>"})
         elif env_name is None or reference.key is None:
             if env_name is not None or reference.key is not None:
-                raise ValueError(
-                    f"env {env_name!r}: a whole {reference.source} needs no name and no key"
-                )
+                raise ValueError(f"env {env_name!r}: a whole {reference.source} needs no name and no key")
             ref_field = "secretRef" if reference.source == "secret" else "configMapRef"
             env_from.append({ref_field: {"name": reference.name}})
         else:
-            ref_field = (
-                "secretKeyRef" if reference.source == "secret" else "configMapKeyRef"
-            )
+            ref_field = "secretKeyRef" if reference.source == "secret" else "configMapKeyRef"
             env.append(
                 {
                     "name": env_name,
-                    "valueFrom": {
-                        ref_field: {"name": reference.name, "key": reference.key}
-                    },
+                    "valueFrom": {ref_field: {"name": reference.name, "key": reference.key}},
                 }
             )
     health = {**HEALTH_ENDPOINTS, **(deploy.get("healthEndpoints") or {})}
@@ -1073,11 +945,7 @@ def render_knative_service(func: Mapping[str, Any]) -> JsonObject:
         container["envFrom"] = env_from
     resources = options.get("resources") or {}
     rendered_resources = {
-        part: {
-            k: v
-            for k, v in (resources.get(part) or {}).items()
-            if k in {"cpu", "memory"}
-        }
+        part: {k: v for k, v in (resources.get(part) or {}).items() if k in {"cpu", "memory"}}
         for part in ("requests", "limits")
         if resources.get(part)
     }
@@ -1107,9 +975,7 @@ def render_knative_service(func: Mapping[str, Any]) -> JsonObject:
     }
 
 
-def check_rendered_service(
-    func: FuncConfig, schema_dir: Path = SCHEMA_DIR
-) -> list[str]:
+def check_rendered_service(func: FuncConfig, schema_dir: Path = SCHEMA_DIR) -> list[str]:
     """The Service func would deploy validates, and carries no autoscaling annotation itself.
 
     Knative's webhook rejects autoscaling.knative.dev/* on a Service's own metadata; func
@@ -1120,10 +986,7 @@ def check_rendered_service(
     except ValueError as error:
         return [f"{func.label}: {error}"]
     path = schema_dir / schema_relpath(SERVICE_API_VERSION, "Service")
-    problems = [
-        f"{func.label}: rendered Service: {message}"
-        for message in file_schema_errors(service, path)
-    ]
+    problems = [f"{func.label}: rendered Service: {message}" for message in file_schema_errors(service, path)]
     for key in service["metadata"]["annotations"]:
         if key.startswith(AUTOSCALING_PREFIX):
             problems.append(
@@ -1140,9 +1003,7 @@ def check_func_config(func: FuncConfig, project: Project) -> list[str]:
     expected = {"runtime": "python", "invoke": "http", "namespace": NAMESPACE}
     for field, value in expected.items():
         if body.get(field) != value:
-            problems.append(
-                f"{label}: {field} is {body.get(field)!r}, expected {value!r}"
-            )
+            problems.append(f"{label}: {field} is {body.get(field)!r}, expected {value!r}")
     if body.get("invoke") == "cloudevent":
         problems.append(
             f"{label}: invoke cloudevent builds func-python's CloudEvent middleware, which answers "
@@ -1151,27 +1012,19 @@ def check_func_config(func: FuncConfig, project: Project) -> list[str]:
     if (body.get("build") or {}).get("builder") != "pack":
         problems.append(f"{label}: build.builder should be 'pack'")
     if func.directory and func.name != func.directory:
-        problems.append(
-            f"{label}: name {func.name!r} differs from its directory {func.directory!r}"
-        )
+        problems.append(f"{label}: name {func.name!r} differs from its directory {func.directory!r}")
     if not func.directory and func.name in {f.directory for f in project.funcs}:
-        problems.append(
-            f"{label}: the root function's name {func.name!r} clashes with a function directory"
-        )
+        problems.append(f"{label}: the root function's name {func.name!r} clashes with a function directory")
     health = (body.get("deploy") or {}).get("healthEndpoints") or {}
     if health != HEALTH_ENDPOINTS:
-        problems.append(
-            f"{label}: deploy.healthEndpoints should be {HEALTH_ENDPOINTS}, got {health}"
-        )
+        problems.append(f"{label}: deploy.healthEndpoints should be {HEALTH_ENDPOINTS}, got {health}")
     problems.extend(check_env_references(func, project))
     return problems
 
 
 def check_env_references(func: FuncConfig, project: Project) -> list[str]:
     """Every Secret / ConfigMap key a func.yaml names exists (template / knative/); no {{ env }}."""
-    config_maps = {
-        doc.name: doc.body.get("data") or {} for doc in project.of_kind("ConfigMap")
-    }
+    config_maps = {doc.name: doc.body.get("data") or {} for doc in project.of_kind("ConfigMap")}
     secrets = {
         doc.name: {**(doc.body.get("data") or {}), **(doc.body.get("stringData") or {})}
         for doc in project.examples
@@ -1200,23 +1053,11 @@ def check_env_references(func: FuncConfig, project: Project) -> list[str]:
             )
             continue
         if not DNS_LABEL.match(reference.name):
-            problems.append(
-                f"{where}: {reference.source} name {reference.name!r} is not a valid name"
-            )
-        kind, known = (
-            ("ConfigMap", config_maps)
-            if reference.source == "configMap"
-            else ("Secret", secrets)
-        )
-        origin = (
-            "under knative/"
-            if kind == "ConfigMap"
-            else f"in a *{EXAMPLE_SUFFIX} template"
-        )
+            problems.append(f"{where}: {reference.source} name {reference.name!r} is not a valid name")
+        kind, known = ("ConfigMap", config_maps) if reference.source == "configMap" else ("Secret", secrets)
+        origin = "under knative/" if kind == "ConfigMap" else f"in a *{EXAMPLE_SUFFIX} template"
         if reference.name not in known:
-            problems.append(
-                f"{where}: {kind} {reference.name!r} is not defined {origin}"
-            )
+            problems.append(f"{where}: {kind} {reference.name!r} is not defined {origin}")
         elif reference.key is not None and reference.key not in known[reference.name]:
             problems.append(
                 f"{where}: {kind} {reference.name!r} has no key {reference.key!r} "
@@ -1260,9 +1101,7 @@ def _run(label: str, check: Callable[..., list[str]], *args: Any) -> list[str]:
         return check(*args)
     except (AttributeError, KeyError, TypeError, ValueError) as error:
         reason = f"{type(error).__name__}: {error}"
-        return [
-            f"{label}: {check.__name__} cannot run on this malformed content ({reason})"
-        ]
+        return [f"{label}: {check.__name__} cannot run on this malformed content ({reason})"]
 
 
 def iter_problems(root: Path = REPO_ROOT) -> Iterator[str]:

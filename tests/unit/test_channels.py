@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from patient_notify.domain.channels import Target, choose_channels
 from patient_notify.domain.models import ChannelPreference, ContactPoint
-
 from tests.builders import make_contact
 
 PHONE = make_contact(channel="sms", value="+12025550123")

@@ -106,9 +106,7 @@ class TestLoading:
         """An unquoted timestamp loads as a string, as Kubernetes' YAML-to-JSON does."""
         path = tmp_path / "f.yaml"
         path.write_text("created: 2026-11-24T12:00:00Z\n")
-        assert m.load_yaml_documents(path, tmp_path)[0].body == {
-            "created": "2026-11-24T12:00:00Z"
-        }
+        assert m.load_yaml_documents(path, tmp_path)[0].body == {"created": "2026-11-24T12:00:00Z"}
 
 
 class TestSchemas:
@@ -125,26 +123,18 @@ class TestSchemas:
 
     def test_unknown_kind_fails_instead_of_being_skipped(self) -> None:
         """A document of a kind without a schema is a failure, not a silent skip."""
-        doc = m.Document(
-            "x.yaml", 0, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}
-        )
+        doc = m.Document("x.yaml", 0, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})
         assert "no schema for kind 'Pod'" in m.check_document_schema(doc)[0]
         with pytest.raises(m.UnknownKindError):
             m.schema_for("", "")
 
-    @pytest.mark.parametrize(
-        "func", PROJECT.funcs, ids=[f.source for f in PROJECT.funcs]
-    )
+    @pytest.mark.parametrize("func", PROJECT.funcs, ids=[f.source for f in PROJECT.funcs])
     def test_func_yaml_matches_func_schema(self, func: m.FuncConfig) -> None:
         """Each func.yaml validates against knative/func's func_yaml-schema.json (draft-04)."""
         assert m.check_func_schema(func) == []
 
-    @pytest.mark.parametrize(
-        "func", PROJECT.funcs, ids=[f.source for f in PROJECT.funcs]
-    )
-    def test_service_func_would_deploy_matches_service_schema(
-        self, func: m.FuncConfig
-    ) -> None:
+    @pytest.mark.parametrize("func", PROJECT.funcs, ids=[f.source for f in PROJECT.funcs])
+    def test_service_func_would_deploy_matches_service_schema(self, func: m.FuncConfig) -> None:
         """The Knative Service func deploy generates is valid and has no Service-level autoscaling."""
         assert m.check_rendered_service(func) == []
 
@@ -261,10 +251,7 @@ class TestPingSources:
         assert tick.spec["schedule"] == "*/5 * * * *"
         assert tick.spec["timezone"] == "Etc/UTC"
         assert json.loads(tick.spec["data"]) == {"job": "plan-reminders"}
-        assert (
-            m.pingsource_event_source(tick)
-            == "/apis/v1/namespaces/patient-notify/pingsources/scheduler-tick"
-        )
+        assert m.pingsource_event_source(tick) == "/apis/v1/namespaces/patient-notify/pingsources/scheduler-tick"
 
     def test_every_ping_trigger_names_one_pingsource(self) -> None:
         """Ping Triggers filter on an existing PingSource's source; every PingSource is consumed."""
@@ -302,9 +289,7 @@ class TestTriggers:
             ("email-sender", "email-sender", 20),
         ],
     )
-    def test_routing_and_parallelism(
-        self, name: str, subscriber: str, workers: int
-    ) -> None:
+    def test_routing_and_parallelism(self, name: str, subscriber: str, workers: int) -> None:
         """Each Trigger reaches its function with the intended parallelism."""
         (doc,) = [t for t in TRIGGERS if t.name == name]
         assert doc.spec["subscriber"]["ref"]["name"] == subscriber
@@ -313,17 +298,13 @@ class TestTriggers:
     @pytest.mark.parametrize("raw", ["0", "1001", "-1", "ten", "2.5", ""])
     def test_parallelism_outside_1_to_1000_is_rejected(self, raw: str) -> None:
         """The parallelism annotation must be an integer 1..1000."""
-        doc = m.Document(
-            "x", 0, {"metadata": {"annotations": {m.PARALLELISM_ANNOTATION: raw}}}
-        )
+        doc = m.Document("x", 0, {"metadata": {"annotations": {m.PARALLELISM_ANNOTATION: raw}}})
         with pytest.raises(ValueError):
             m.parallelism(doc)
 
 
 class TestBroker:
-    @pytest.mark.parametrize(
-        "doc", PROJECT.of_kind("Broker"), ids=_ids(PROJECT.of_kind("Broker"))
-    )
+    @pytest.mark.parametrize("doc", PROJECT.of_kind("Broker"), ids=_ids(PROJECT.of_kind("Broker")))
     def test_broker_is_rabbitmq_with_default_delivery(self, doc: m.Document) -> None:
         """RabbitMQBroker class, config defined here, delivery defaults with a dead-letter sink."""
         assert m.check_broker(doc, PROJECT) == []
@@ -384,17 +365,13 @@ class TestRetryBudget:
 
     def test_prefetch_backlog(self) -> None:
         """The last of 100 prefetched messages waits ceil(100 / parallelism) rounds."""
-        budget = m.retry_budget(
-            {"retry": 5, "backoffDelay": "PT0.5S", "timeout": "PT30S"}
-        )
+        budget = m.retry_budget({"retry": 5, "backoffDelay": "PT0.5S", "timeout": "PT30S"})
         assert budget.backlog_s(20) == 5 * 211
         assert budget.backlog_s(1) == 100 * 211
 
 
 class TestFuncYaml:
-    @pytest.mark.parametrize(
-        "func", PROJECT.funcs, ids=[f.source for f in PROJECT.funcs]
-    )
+    @pytest.mark.parametrize("func", PROJECT.funcs, ids=[f.source for f in PROJECT.funcs])
     def test_conventions_and_references(self, func: m.FuncConfig) -> None:
         """python, invoke http, pack, namespace, health endpoints, env refs that resolve."""
         assert m.check_func_config(func, PROJECT) == []
@@ -408,9 +385,7 @@ class TestFuncYaml:
             reference = m.parse_env_reference(value)
             assert reference is not None, f"{env_name} is a literal"
             expected = (
-                ("secret", "patient-notify")
-                if env_name in SECRET_ENV
-                else ("configMap", "patient-notify-config")
+                ("secret", "patient-notify") if env_name in SECRET_ENV else ("configMap", "patient-notify-config")
             )
             assert (reference.source, reference.name, reference.key) == (
                 *expected,
@@ -448,9 +423,7 @@ class TestFuncYaml:
             ("plain", None),  # literal
         ],
     )
-    def test_env_reference_syntax(
-        self, value: str, expected: m.EnvReference | None
-    ) -> None:
+    def test_env_reference_syntax(self, value: str, expected: m.EnvReference | None) -> None:
         """func's {{ source:name[:key] }} references parse; literals are None."""
         assert m.parse_env_reference(value) == expected
 
@@ -472,32 +445,21 @@ class TestKustomization:
     def test_unlisted_file_is_reported(self, tmp_path: Path) -> None:
         """A YAML file missing from resources is reported."""
         root = _copy_project(tmp_path)
-        (root / "knative/base/extra.yaml").write_text(
-            "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n"
-        )
-        assert any(
-            "extra.yaml is in the directory but not listed" in p
-            for p in m.check_kustomizations(root)
-        )
+        (root / "knative/base/extra.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n")
+        assert any("extra.yaml is in the directory but not listed" in p for p in m.check_kustomizations(root))
 
     def test_listed_missing_file_is_reported(self, tmp_path: Path) -> None:
         """A resource entry naming no file is reported."""
         root = _copy_project(tmp_path)
         (root / "knative/base/pingsources.yaml").unlink()
-        assert any(
-            "lists pingsources.yaml, which does not exist" in p
-            for p in m.check_kustomizations(root)
-        )
+        assert any("lists pingsources.yaml, which does not exist" in p for p in m.check_kustomizations(root))
 
     def test_listed_template_is_reported(self, tmp_path: Path) -> None:
         """Listing secret.example.yaml (so applying it) is reported."""
         root = _copy_project(tmp_path)
         path = root / "knative/base/kustomization.yaml"
         path.write_text(path.read_text() + "  - secret.example.yaml\n")
-        assert any(
-            "lists the template secret.example.yaml" in p
-            for p in m.check_kustomizations(root)
-        )
+        assert any("lists the template secret.example.yaml" in p for p in m.check_kustomizations(root))
 
 
 class TestCommandLine:
@@ -506,9 +468,7 @@ class TestCommandLine:
         assert m.main([]) == 0
         assert "manifests OK" in capsys.readouterr().out
 
-    def test_broken_copy_fails_with_a_clear_message(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_broken_copy_fails_with_a_clear_message(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """It exits 1 and names the file, document and problem."""
         root = _copy_project(tmp_path)
         path = root / "knative/base/triggers.yaml"
@@ -524,24 +484,17 @@ class TestCommandLine:
         assert "knative/base/triggers.yaml (document 3: Trigger/sms-sender)" in err
         assert "spec.filters" in err
 
-    def test_malformed_content_is_reported_not_raised(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_malformed_content_is_reported_not_raised(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """Content of the wrong shape gives messages, not a traceback."""
         root = _copy_project(tmp_path)
         path = root / "functions/scheduler/func.yaml"
         path.write_text(path.read_text().replace("  envs:\n", "  envs:\n  - oops\n", 1))
         assert m.main(["--root", str(root)]) == 1
         err = capsys.readouterr().err
-        assert (
-            "functions/scheduler/func.yaml: run.envs.0: 'oops' is not of type 'object'"
-            in err
-        )
+        assert "functions/scheduler/func.yaml: run.envs.0: 'oops' is not of type 'object'" in err
         assert "cannot run on this malformed content" in err
 
-    def test_unparsable_yaml_fails(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_unparsable_yaml_fails(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A YAML syntax error is reported, not raised."""
         root = _copy_project(tmp_path)
         (root / "knative/base/broker.yaml").write_text("spec: [unclosed\n")
@@ -559,11 +512,7 @@ def _copy_project(tmp_path: Path) -> Path:
 
 
 def _doc(project: m.Project, kind: str, name: str) -> dict[str, Any]:
-    (doc,) = [
-        d
-        for d in project.manifests + project.examples
-        if d.kind == kind and d.name == name
-    ]
+    (doc,) = [d for d in project.manifests + project.examples if d.kind == kind and d.name == name]
     return doc.body
 
 
@@ -674,14 +623,10 @@ class TestChecksAreNotVacuous:
         kind, name = target.split("/")
         mutate(_func(project, name) if kind == "func" else _doc(project, kind, name))
         problems = m.check_project(project)
-        assert any(expected in p for p in problems), (
-            "\n".join(problems) or "no problem reported"
-        )
+        assert any(expected in p for p in problems), "\n".join(problems) or "no problem reported"
 
     def test_secret_in_applied_manifests_is_reported(self) -> None:
         """Moving the Secret template into the applied set is reported."""
         project = copy.deepcopy(PROJECT)
         project.manifests += project.examples
-        assert any(
-            "a Secret in an applied manifest" in p for p in m.check_project(project)
-        )
+        assert any("a Secret in an applied manifest" in p for p in m.check_project(project))

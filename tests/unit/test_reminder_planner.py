@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from patient_notify.domain.localtime import instant_at
 from patient_notify.domain.reminders import WINDOW_END, WINDOW_START, reminder_plan_for
 
@@ -36,9 +37,22 @@ def _transition_days(zone: str) -> tuple[date, ...]:
     return tuple(found)
 
 
-ZONES_WITH_SWITCHES = [z for z in ("America/New_York", "Europe/London", "Australia/Lord_Howe",
-                                   "America/Santiago", "Pacific/Chatham", "Asia/Tehran", "America/Havana",
-                                   "Africa/Casablanca", "Europe/Chisinau", "America/Asuncion") if _transition_days(z)]
+ZONES_WITH_SWITCHES = [
+    z
+    for z in (
+        "America/New_York",
+        "Europe/London",
+        "Australia/Lord_Howe",
+        "America/Santiago",
+        "Pacific/Chatham",
+        "Asia/Tehran",
+        "America/Havana",
+        "Africa/Casablanca",
+        "Europe/Chisinau",
+        "America/Asuncion",
+    )
+    if _transition_days(z)
+]
 
 # Appointments on, or three days after, a day whose clocks change: the reminder lands on the switch.
 around_switches = st.sampled_from(ZONES_WITH_SWITCHES).flatmap(
@@ -93,7 +107,9 @@ class TestReminderInstant:
         start = datetime(2026, 3, 10, 10, 0, tzinfo=zone)  # DST began 2026-03-08 02:00
         plan = reminder_plan_for("a", start.astimezone(UTC), zone)
         assert plan.due_at.astimezone(zone).date() == date(2026, 3, 7)
-        assert instant_at(date(2026, 3, 10), time(10), zone) - instant_at(date(2026, 3, 7), time(10), zone) == timedelta(hours=71)
+        assert instant_at(date(2026, 3, 10), time(10), zone) - instant_at(
+            date(2026, 3, 7), time(10), zone
+        ) == timedelta(hours=71)
 
     def test_reminders_spread_over_the_window(self) -> None:
         """A day's reminders are spread across 09:00-12:00, not bunched at 09:00."""
@@ -105,12 +121,17 @@ class TestReminderInstant:
 
 class TestWallClockResolution:
     # (zone, day, wall time, expected UTC instant)
-    CASES = [
+    CASES = (
         ("America/New_York", date(2026, 3, 8), time(2, 30), datetime(2026, 3, 8, 7, 0, tzinfo=UTC)),  # gap: end of gap
         ("America/New_York", date(2026, 11, 1), time(1, 30), datetime(2026, 11, 1, 5, 30, tzinfo=UTC)),  # fold: first
         ("Europe/London", date(2026, 7, 1), time(9, 0), datetime(2026, 7, 1, 8, 0, tzinfo=UTC)),  # ordinary
-        ("Australia/Lord_Howe", date(2026, 10, 4), time(2, 15), datetime(2026, 10, 3, 15, 30, tzinfo=UTC)),  # 30-min gap
-    ]
+        (
+            "Australia/Lord_Howe",
+            date(2026, 10, 4),
+            time(2, 15),
+            datetime(2026, 10, 3, 15, 30, tzinfo=UTC),
+        ),  # 30-min gap
+    )
 
     def test_gaps_and_folds_resolve_as_documented(self) -> None:
         """A nonexistent wall time resolves to the end of the gap; a repeated one to its first occurrence."""

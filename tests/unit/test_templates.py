@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from patient_notify.domain.gsm7 import SEGMENT_SEPTETS, is_gsm7, septets, to_gsm7
 from patient_notify.domain.templates import LANGUAGES, MessageFacts, language_for, render_reminder
 

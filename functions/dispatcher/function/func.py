@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.v1.event import CloudEvent
+
 from patient_notify.alerts import raise_alerts
 from patient_notify.codec import model_from_event, new_event
 from patient_notify.db import Transaction

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from cloudevents.core.base import BaseCloudEvent
+
 from patient_notify.alerts import raise_alerts
 from patient_notify.codec import model_from_event, new_event
 from patient_notify.events import PING, PingTick

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Self
 
 from cloudevents.core.base import BaseCloudEvent
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
+
 from patient_notify.codec import model_from_event
 from patient_notify.delivery import OutboundSms, ProviderAccepted, SmsGateway
 from patient_notify.errors import ConfigError
@@ -13,7 +15,6 @@ from patient_notify.events import SmsSendRequested
 from patient_notify.function import EventFunction, Route, Runtime
 from patient_notify.sending import Claimed, deliver
 from patient_notify.settings import Settings
-from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 
 from .twilio_gateway import TwilioSmsGateway
 

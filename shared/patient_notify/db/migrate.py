@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sys
 from dataclasses import dataclass
 from importlib import resources
 
@@ -67,7 +66,8 @@ def _apply_pending(conn: psycopg.Connection[tuple[object, ...]], migrations: lis
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         conn.execute(_CREATE_LEDGER)
-        applied = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+        rows = conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+        applied = {int(str(version)): str(checksum) for version, checksum in rows}
         done = []
         for migration in migrations:
             if migration.version in applied:
@@ -86,11 +86,7 @@ def _apply_pending(conn: psycopg.Connection[tuple[object, ...]], migrations: lis
 def main() -> int:
     from patient_notify.settings import database_url_from
 
-    url = database_url_from(os.environ)
+    url = database_url_from(os.environ)  # noqa: TID251 - a command's composition root
     applied = migrate(url)
-    print(f"applied migrations: {applied or 'none (up to date)'}")
+    print(f"applied migrations: {applied or 'none (up to date)'}")  # noqa: T201 - a command's output
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

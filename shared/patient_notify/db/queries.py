@@ -22,6 +22,4 @@ def parse_queries(text: str) -> dict[str, LiteralString]:
     return queries
 
 
-QUERIES = parse_queries(
-    resources.files("patient_notify.db").joinpath("sql/queries.sql").read_text("utf-8")
-)
+QUERIES = parse_queries(resources.files("patient_notify.db").joinpath("sql/queries.sql").read_text("utf-8"))

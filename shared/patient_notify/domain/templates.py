@@ -11,10 +11,13 @@ from patient_notify.domain.models import Channel
 __all__ = ["LANGUAGES", "MessageFacts", "Rendered", "language_for", "render_reminder"]
 
 LANGUAGES = ("en", "es")
-_DAYS = {"en": "Mon Tue Wed Thu Fri Sat Sun".split(), "es": "lun mar mie jue vie sab dom".split()}
+_DAYS = {
+    "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+    "es": ["lun", "mar", "mie", "jue", "vie", "sab", "dom"],  # no accents: GSM-7 has no 'é' in 'mié'
+}
 _MONTHS = {
-    "en": "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(),
-    "es": "ene feb mar abr may jun jul ago sep oct nov dic".split(),
+    "en": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+    "es": ["ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic"],
 }
 _SMS = {
     "en": "Hi{name}, reminder: appointment {date} at {time}, {venue}. To change it call {phone}.",

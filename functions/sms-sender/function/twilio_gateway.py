@@ -1,0 +1,114 @@
+"""``TwilioSmsGateway``: the ``SmsGateway`` port over Twilio's Messages API, with the real SDK.
+
+Every SDK and transport error is translated once, in ``_translate`` (DESIGN.md §7):
+
+    ProviderRetryable       HTTP 429 or 5xx, codes 20429 and 30001; or the request never left
+                            (connection refused, DNS, connect timeout, TLS handshake)
+    ProviderPermanent       any other 4xx: 21211 invalid number, 21610 replied STOP, 21614,
+                            30006, 30007, 20003 bad credentials
+    ProviderOutcomeUnknown  read timeout or connection dropped after the request was sent
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from requests import exceptions as http
+from twilio.base.exceptions import (
+    TwilioException,
+    TwilioRestException,
+    TwilioServiceException,
+)
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
+
+from patient_notify.delivery import OutboundSms, ProviderAccepted
+from patient_notify.errors import (
+    ConfigError,
+    ProviderError,
+    ProviderOutcomeUnknown,
+    ProviderPermanent,
+    ProviderRetryable,
+)
+
+__all__ = ["TWILIO_API", "TwilioSmsGateway"]
+
+PROVIDER = "twilio"
+TWILIO_API = "https://api.twilio.com"
+_RETRYABLE_CODES = frozenset({20429, 30001})
+# An empty mapping would make the SDK fall back to os.environ (`environment or os.environ`);
+# pinning edge and region keeps ambient TWILIO_* variables from redirecting traffic.
+_NO_AMBIENT_ENVIRONMENT = {"TWILIO_EDGE": "", "TWILIO_REGION": ""}
+
+
+# twilio ships no type hints, so its class is Any to mypy
+class _RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
+    """Twilio's own HTTP client, sent to ``base_url`` instead of api.twilio.com, with a timeout."""
+
+    def __init__(self, base_url: str, timeout_s: float) -> None:
+        super().__init__(timeout=timeout_s)
+        self._base_url = base_url.rstrip("/")
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if url.startswith(TWILIO_API):
+            url = self._base_url + url[len(TWILIO_API) :]
+        return super().request(method, url, *args, **kwargs)
+
+
+class TwilioSmsGateway:
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        from_number: str | None = None,
+        messaging_service_sid: str | None = None,
+        base_url: str = TWILIO_API,
+        timeout_s: float = 10.0,
+    ) -> None:
+        if not from_number and not messaging_service_sid:
+            raise ConfigError("from_number", "set a from number or a messaging service sid")
+        self._sender = (
+            {"messaging_service_sid": messaging_service_sid} if messaging_service_sid else {"from_": from_number}
+        )
+        self._client = Client(
+            account_sid,
+            auth_token,
+            http_client=_RebasedHttpClient(base_url, timeout_s),
+            environment=_NO_AMBIENT_ENVIRONMENT,
+        )
+
+    def send_sms(self, message: OutboundSms) -> ProviderAccepted:
+        options: dict[str, object] = dict(self._sender)
+        if message.validity_period_s is not None:
+            options["validity_period"] = message.validity_period_s
+        if message.status_callback is not None:
+            options["status_callback"] = message.status_callback
+        try:
+            created = self._client.messages.create(to=message.to, body=message.body, **options)
+        except (TwilioException, http.RequestException) as exc:
+            raise _translate(exc) from exc
+        return ProviderAccepted(PROVIDER, str(created.sid))
+
+
+def _translate(exc: Exception) -> ProviderError:
+    if isinstance(exc, (TwilioRestException, TwilioServiceException)):
+        status, code = int(exc.status), exc.code or exc.status
+        detail = f"HTTP {status}"  # not Twilio's message: it can echo the phone number
+        if status == 429 or code in _RETRYABLE_CODES or not 400 <= status < 500:
+            return ProviderRetryable(PROVIDER, str(code), detail)
+        return ProviderPermanent(PROVIDER, str(code), detail)
+    if _never_sent(exc):
+        return ProviderRetryable(PROVIDER, "connect", type(exc).__name__)
+    if isinstance(exc, http.RequestException):
+        return ProviderOutcomeUnknown(PROVIDER, "no-response", type(exc).__name__)
+    return ProviderPermanent(PROVIDER, "client", type(exc).__name__)  # SDK-side misuse
+
+
+def _never_sent(exc: Exception) -> bool:
+    """True when the request provably never reached Twilio: refused, unresolved, TLS, connect."""
+    if isinstance(exc, (http.ConnectTimeout, http.SSLError)):
+        return True
+    cause = exc.args[0] if isinstance(exc, http.ConnectionError) and exc.args else None
+    return isinstance(getattr(cause, "reason", None), NewConnectionError)
