@@ -91,15 +91,18 @@ class TestClaimDueReminders:
             ] == ["a0"]
 
 
+ONE_SMS = {
+    "natural_keys": ["k1"], "appointment_ids": ["a0"], "appointment_versions": [1],
+    "kinds": ["reminder"], "channels": ["sms"], "recipients": ["+12025550123"],
+    "languages": ["en"], "subjects": [""], "bodies": ["hello"],
+}  # fmt: skip
+
+
 class TestNotificationStatus:
     async def _notification(self, db: Database) -> int:
         await _seed(db, 1, datetime.now(UTC))
         async with db.transaction() as tx:
-            rows = await tx.all("claim_notifications", {
-                "natural_keys": ["k1"], "appointment_ids": ["a0"], "appointment_versions": [1],
-                "kinds": ["reminder"], "channels": ["sms"], "recipients": ["+12025550123"],
-                "languages": ["en"], "subjects": [""], "bodies": ["hello"],
-            })  # fmt: skip
+            rows = await tx.all("claim_notifications", ONE_SMS)
         return int(rows[0]["id"])
 
     async def _move(self, db: Database, nid: int, from_status: str, to_status: str) -> bool:
@@ -140,9 +143,5 @@ class TestNotificationStatus:
         """Claiming the same natural key again inserts nothing and returns nothing."""
         await self._notification(db)
         async with db.transaction() as tx:
-            again = await tx.all("claim_notifications", {
-                "natural_keys": ["k1"], "appointment_ids": ["a0"], "appointment_versions": [1],
-                "kinds": ["reminder"], "channels": ["sms"], "recipients": ["+12025550123"],
-                "languages": ["en"], "subjects": [""], "bodies": ["hello"],
-            })  # fmt: skip
+            again = await tx.all("claim_notifications", ONE_SMS)
         assert again == []
