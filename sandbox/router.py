@@ -40,6 +40,7 @@ class RouterStats:
     retried: Counter[str] = field(default_factory=Counter)
     dead_lettered: list[str] = field(default_factory=list)
     dropped: list[tuple[str, int]] = field(default_factory=list)  # (trigger, status): lost events
+    errors: list[str] = field(default_factory=list)  # the router's own failures
 
 
 class LocalRouter:
@@ -146,6 +147,8 @@ class LocalRouter:
             event = await queue.get()
             try:
                 await self._deliver(trigger, event)
+            except Exception as exc:  # noqa: BLE001 - a router bug must show in the stats, not kill the worker
+                self.stats.errors.append(f"{trigger.name}: {type(exc).__name__}: {exc}")
             finally:
                 self._pending -= 1
                 if self._pending == 0:
@@ -163,7 +166,8 @@ class LocalRouter:
             extensions = {"knativeerrordest": url, "knativeerrorcode": str(status)}
             dead = CloudEvent(attributes={**event.get_attributes(), **extensions}, data=event.get_data())
             dlq = self._endpoints[trigger.delivery.dead_letter_service]
-            await self._with_retries(trigger, dlq, dead)
+            if await self._with_retries(trigger, dlq, dead) is not None:
+                self.stats.dropped.append((trigger.name, status))  # the sink refused it too: lost
         else:
             self.stats.dropped.append((trigger.name, status))
 

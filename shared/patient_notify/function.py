@@ -68,6 +68,7 @@ class EventFunction(Generic[S]):
         self._database_url = ""
         self._not_ready: str | None = "not started"
         self._config_error: str | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     def start(self, cfg: Mapping[str, str]) -> None:
         """Validate settings, build adapters, migrate.
@@ -113,7 +114,9 @@ class EventFunction(Generic[S]):
     def stop(self) -> None:
         if self._runtime is not None:
             runtime, self._runtime = self._runtime, None
-            asyncio.get_running_loop().create_task(_close(runtime))
+            # func-python's stop() is synchronous; the loop ends soon after, so keep a reference
+            # and let the close finish if it can (connections are dropped with the process anyway).
+            self._closing = asyncio.get_running_loop().create_task(_close(runtime))
 
     async def handle(self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
         if scope.get("method") != "POST":

@@ -40,7 +40,7 @@ class RedactingJsonFormatter(logging.Formatter):
             payload[field] = scrub(value) if isinstance(value, str) else value
         if record.exc_info and record.exc_info[0] is not None:
             payload["error_type"] = record.exc_info[0].__name__  # never the message: it may quote data
-        return json.dumps(payload, default=str)
+        return json.dumps(payload, default=str, ensure_ascii=False)  # readable, and scannable in tests
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -49,5 +49,9 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in ("hypercorn.error", "hypercorn.access"):  # hypercorn gives these plain-text handlers
+        server_logger = logging.getLogger(name)
+        server_logger.handlers[:] = [handler]
+        server_logger.propagate = False
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)

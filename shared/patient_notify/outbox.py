@@ -62,10 +62,14 @@ class Publisher:
             rows = await tx.all("outbox_rows", {"ids": list(ids)})
         return await self._send_and_record(rows)
 
-    async def drain(self, *, limit: int = 1000, min_age_s: float = 30.0) -> PublishReport:
-        """Re-send rows nobody published; rows younger than ``min_age_s`` are still in flight."""
+    async def drain(self, *, limit: int = 1000, min_age_s: float = 30.0, lease_s: float = 300.0) -> PublishReport:
+        """Re-send rows nobody published (rows younger than ``min_age_s`` are still with their writer).
+
+        The rows are leased for ``lease_s``, so an overlapping drain does not send them too.
+        """
         async with self._db.transaction() as tx:
-            rows = await tx.all("unpublished_outbox", {"limit": limit, "min_age_s": min_age_s})
+            params = {"limit": limit, "min_age_s": min_age_s, "lease_s": lease_s}
+            rows = await tx.all("lease_unpublished_outbox", params)
         return await self._send_and_record(rows)
 
     async def _send_and_record(self, rows: Sequence[dict[str, Any]]) -> PublishReport:
@@ -82,7 +86,11 @@ class Publisher:
         return PublishReport(len(ok), len(failed))
 
     async def _post(self, row: dict[str, Any]) -> str | None:
-        headers, body = encode_binary(_event_from_row(row))
+        """None when the ingress answered 2xx, else why not (kept on the row)."""
+        try:
+            headers, body = encode_binary(_event_from_row(row))
+        except Exception as exc:  # noqa: BLE001 - one bad row must not stop the others being recorded
+            return f"unencodable: {type(exc).__name__}"
         async with self._limit:
             try:
                 response = await self._client.post(self._url, headers=headers, content=body)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from cloudevents.core.base import BaseCloudEvent
 
 from patient_notify.alerts import Alert, raise_alerts
-from patient_notify.errors import EventRejected
+from patient_notify.errors import DatabaseError, EventRejected
 
 if TYPE_CHECKING:
     from patient_notify.function import Runtime
@@ -37,12 +37,14 @@ async def record_rejected(
             "headers": json.dumps({k: v for k, v in headers.items() if k in _KEPT_HEADERS}),
             "body": body,
         })  # fmt: skip
-        assert row is not None
+        if row is None:
+            raise DatabaseError("record_rejected_event returned no row")
         await raise_alerts(tx, [Alert(
             f"rejected:{row['id']}", "event_rejected", "warning", str(row["id"]),
             f"{runtime.name} rejected an event: {rejected.reason}"[:500],
         )])  # fmt: skip
-    log.warning("event.rejected", extra={"function": runtime.name, "reason": rejected.reason[:200]})
+    # The reason can quote the request; the log gets its category, the row keeps it whole.
+    log.warning("event.rejected", extra={"function": runtime.name, "reason": rejected.reason.split(":")[0]})
 
 
 async def record_dead_letter(runtime: Runtime, event: BaseCloudEvent) -> None:

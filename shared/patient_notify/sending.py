@@ -17,7 +17,7 @@ from patient_notify.alerts import raise_alerts
 from patient_notify.db import Database, Transaction
 from patient_notify.delivery import ProviderAccepted
 from patient_notify.domain.alerts import Alert
-from patient_notify.domain.sending import SendCandidate, send_verdict
+from patient_notify.domain.sending import SendCandidate, Verdict, send_verdict
 from patient_notify.errors import EventRejected, ProviderPermanent, ProviderRetryable
 from patient_notify.redact import scrub
 
@@ -47,8 +47,11 @@ async def deliver(db: Database, notification_id: int, send: Callable[[Claimed], 
         raise
     except ProviderPermanent as exc:
         await _settle(db, claimed.id, "failed", error=_describe(exc), alert="delivery_failed")
-    except Exception as exc:  # noqa: BLE001 - the provider may have accepted it: never guess, never resend
-        await _settle(db, claimed.id, "unknown", error=_describe(exc), alert="delivery_unknown")
+    except BaseException as exc:  # the provider may have accepted it: never guess, never resend blindly
+        # Cancellation included: record the uncertainty even while the task is being torn down.
+        await asyncio.shield(_settle(db, claimed.id, "unknown", error=_describe(exc), alert="delivery_unknown"))
+        if not isinstance(exc, Exception):
+            raise
     else:
         await _settle(db, claimed.id, "sent", provider=accepted.provider, provider_message_id=accepted.message_id)
 
@@ -60,42 +63,53 @@ async def _claim(db: Database, notification_id: int) -> Claimed | None:
             raise EventRejected(f"unknown notification {notification_id}")
         verdict = send_verdict(SendCandidate(
             row["status"], row["kind"], row["appointment_version"], row["appointment_status"],
-            row["current_version"],
+            row["current_version"], row["status_age_s"],
         ))  # fmt: skip
-        extra = {"notification_id": notification_id, "status": row["status"], "reason": verdict.reason}
-        if verdict.action == "done":
-            log.info("send.duplicate", extra=extra)
-            return None
-        if verdict.action == "skip":
-            await _move(tx, notification_id, "queued", "skipped", skip_reason=verdict.reason)
-            log.info("send.skipped", extra=extra)
-            return None
-        await _move(tx, notification_id, "queued", "sending", attempt=1)
-    return Claimed(row["id"], row["kind"], row["channel"], row["recipient"], row["subject"], row["body"])
+        if verdict.action == "send":
+            await _move(tx, notification_id, "queued", "sending", attempt=1)
+            return Claimed(row["id"], row["kind"], row["channel"], row["recipient"], row["subject"], row["body"])
+        await _record_no_send(tx, notification_id, row["status"], verdict)
+    return None
+
+
+async def _record_no_send(tx: Transaction, notification_id: int, status: str, verdict: Verdict) -> None:
+    if verdict.action == "skip":
+        await _move(tx, notification_id, "queued", "skipped", skip_reason=verdict.reason)
+    elif verdict.action == "stale":
+        await _move(tx, notification_id, "sending", "unknown", error=verdict.reason)
+    if verdict.alert:
+        await raise_alerts(tx, [_alert(verdict.alert, notification_id, verdict.reason)])
+    extra = {"notification_id": notification_id, "status": status, "reason": verdict.reason}
+    log.log(logging.WARNING if verdict.alert else logging.INFO, f"send.{verdict.action}", extra=extra)
 
 
 async def _settle(
     db: Database, notification_id: int, to_status: str, *, alert: str | None = None, **fields: Any
 ) -> None:
+    """Record the call's outcome; if the row moved meanwhile, keep the outcome in an alert."""
     async with db.transaction() as tx:
-        await _move(tx, notification_id, "sending", to_status, **fields)
+        moved = await _move(tx, notification_id, "sending", to_status, **fields)
+        if not moved:
+            alert = "delivery_conflict"
+            fields["error"] = f"outcome {to_status} arrived after the status changed; {fields}"
         if alert:
-            await raise_alerts(tx, [Alert(
-                f"{alert}:{notification_id}", alert, "critical", str(notification_id),
-                f"notification {notification_id} is {to_status}: {fields.get('error', '')}",
-            )])  # fmt: skip
+            await raise_alerts(tx, [_alert(alert, notification_id, f"{to_status}: {fields.get('error', '')}")])
     level = logging.ERROR if alert else logging.INFO
     log.log(level, f"send.{to_status}", extra={"notification_id": notification_id, "status": to_status})
 
 
-async def _move(tx: Transaction, notification_id: int, from_status: str, to_status: str, **fields: Any) -> None:
+async def _move(tx: Transaction, notification_id: int, from_status: str, to_status: str, **fields: Any) -> bool:
     params = {
         "id": notification_id, "from_status": from_status, "to_status": to_status, "attempt": 0,
         "provider": None, "provider_message_id": None, "error": None, "skip_reason": None, **fields,
     }  # fmt: skip
-    await tx.run("move_notification", params)
+    return await tx.run("move_notification", params) == 1
 
 
-def _describe(exc: Exception) -> str:
+def _alert(kind: str, notification_id: int, detail: str) -> Alert:
+    return Alert(f"{kind}:{notification_id}", kind, "critical", str(notification_id), scrub(detail)[:500])
+
+
+def _describe(exc: BaseException) -> str:
     """Provider errors quote the recipient ("The 'To' number +1... is not valid"): scrub it."""
     return scrub(f"{type(exc).__name__}: {exc}")[:500]

@@ -51,6 +51,6 @@ def build_population(count: int, start: datetime) -> Population:
         starts = datetime.combine(local_day, time(8 + i % 9, 15 * (i % 4)), ZoneInfo(zone))
         appointments.append(Appointment(id=f"appt-{i}", patient_id=f"pat-{i}", location_id=f"loc-{i % 5}",
                                         starts_at=starts, status="booked"))  # fmt: skip
-        secrets += [phone, email]
+        secrets += [phone, email, f"Family{i}"]
     return Population(SourceBatch(locations, patients, contacts, appointments), frozenset(expected),
                       unreachable, tuple(secrets) + NAMES)  # fmt: skip

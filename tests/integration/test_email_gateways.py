@@ -111,7 +111,7 @@ class TestSesFaults:
             ("TooManyRequestsException", ProviderRetryable),  # 429: over the sending rate
             ("ThrottlingException", ProviderRetryable),  # 400 with a throttling code
             ("SendingPausedException", ProviderRetryable),  # our account paused: an outage
-            ("InternalFailure", ProviderRetryable),  # 500
+            ("InternalFailure", ProviderOutcomeUnknown),  # 500: may have been accepted
             ("ServiceUnavailable", ProviderRetryable),  # 503
             ("MessageRejected", ProviderPermanent),  # content or recipient refused
             ("MailFromDomainNotVerifiedException", ProviderPermanent),

@@ -75,6 +75,18 @@ class TestClaimDueReminders:
             rows = await tx.all("claim_due_reminders", {"now": now, "cutoff": timedelta(hours=12), "limit": 100})
         assert rows == []
 
+    async def test_too_late_to_remind_is_given_up_once(self, db: Database) -> None:
+        """A reminder never sent before the cutoff is handed back once as missed, and never claimed."""
+        now = datetime.now(UTC)
+        await _seed(db, 3, now - timedelta(days=3) + timedelta(hours=6))  # appointments in 6 hours
+        params = {"now": now, "cutoff": timedelta(hours=12), "limit": 10}
+        async with db.transaction() as tx:
+            assert await tx.all("claim_due_reminders", params) == []
+            missed = await tx.all("give_up_missed_reminders", params)
+            again = await tx.all("give_up_missed_reminders", params)
+        assert sorted(r["id"] for r in missed) == ["a0", "a1", "a2"] and all(r["upcoming"] for r in missed)
+        assert again == []
+
     async def test_moving_to_another_day_rearms_the_reminder(self, db: Database) -> None:
         """An appointment moved to another local day gets a new reminder; the same day does not."""
         now = datetime.now(UTC)
@@ -82,6 +94,10 @@ class TestClaimDueReminders:
         params = {"now": now + timedelta(days=1), "cutoff": timedelta(hours=12), "limit": 10}
         async with db.transaction() as tx:
             assert len(await tx.all("claim_due_reminders", params)) == 1
+        same_day = make_appointment(id="a0", patient_id="p0", starts_at=now + timedelta(days=3), version=2)
+        async with db.transaction() as tx:
+            await save_batch(tx, SourceBatch(appointments=[same_day]))
+            assert await tx.all("claim_due_reminders", params) == []
         moved = make_appointment(id="a0", patient_id="p0", starts_at=now + timedelta(days=4), version=2)
         async with db.transaction() as tx:
             await save_batch(tx, SourceBatch(appointments=[moved]))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
 from patient_notify.catalog import SourceBatch, save_batch
@@ -52,11 +54,28 @@ class TestDeliver:
         assert (status, len(gateway.sent), alerts) == ("sent", 1, [])
 
     async def test_redelivered_event_never_sends_twice(self, db: Database) -> None:
-        """The same send event handled three times calls the provider once."""
+        """The same send event handled five times at once calls the provider once."""
         nid, gateway = await _queued_notification(db), FakeSmsGateway()
-        for _ in range(3):
-            await deliver(db, nid, _via(gateway))
-        assert len(gateway.sent) == 1
+        await asyncio.gather(*(deliver(db, nid, _via(gateway)) for _ in range(5)))
+        assert len(gateway.sent) == 1 and (await _state(db, nid))[0] == "sent"
+
+    async def test_a_claim_that_never_settled_is_made_visible(self, db: Database) -> None:
+        """A redelivery finding a long-stale 'sending' (crash mid-call) marks it unknown and alerts."""
+        nid, gateway = await _queued_notification(db), FakeSmsGateway()
+        with psycopg.connect(db.url, autocommit=True) as conn:
+            conn.execute("UPDATE notifications SET status = 'sending' WHERE id = %s", (nid,))
+            conn.execute("UPDATE notifications SET updated_at = now() - interval '1 hour' WHERE id = %s", (nid,))
+        await deliver(db, nid, _via(gateway))
+        assert await _state(db, nid) == ("unknown", ["delivery_unknown"]) and gateway.sent == []
+
+    async def test_a_reminder_with_stale_details_is_skipped_and_alerted(self, db: Database) -> None:
+        """If the appointment changed after the text was rendered, the old text is not sent, and a person is told."""
+        nid, gateway = await _queued_notification(db), FakeSmsGateway()
+        async with db.transaction() as tx:
+            changed = make_appointment(starts_at=datetime.now(UTC) + timedelta(days=3, hours=1), version=2)
+            await save_batch(tx, SourceBatch(appointments=[changed]))
+        await deliver(db, nid, _via(gateway))
+        assert await _state(db, nid) == ("skipped", ["reminder_superseded"]) and gateway.sent == []
 
     async def test_retryable_refusal_releases_the_claim_for_a_retry(self, db: Database) -> None:
         """A throttled send goes back to 'queued' and raises, so the broker retries; the retry sends it."""

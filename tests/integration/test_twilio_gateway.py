@@ -243,6 +243,25 @@ class TestTransportFailures:
                 make_gateway(f"http://127.0.0.1:{server.getsockname()[1]}").send_sms(make_sms())
             hang_up.join()
 
+    @pytest.mark.parametrize("status", [500, 502, 504])
+    def test_a_server_error_other_than_503_is_outcome_unknown(self, status: int) -> None:
+        """A 500, 502 or 504 can come after the message was created: unknown, never retried blindly."""
+        with listening_socket() as server:
+
+            def answer_error() -> None:
+                connection, _ = server.accept()
+                with connection:
+                    connection.recv(65536)
+                    body = b'{"code": 20500, "message": "Internal Server Error", "status": %d}' % status
+                    head = b"HTTP/1.1 %d Error\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                    connection.sendall(head % (status, len(body)) + body)
+
+            responder = threading.Thread(target=answer_error)
+            responder.start()
+            with pytest.raises(ProviderOutcomeUnknown):
+                make_gateway(f"http://127.0.0.1:{server.getsockname()[1]}").send_sms(make_sms())
+            responder.join()
+
     def test_connection_refused_is_retryable(self) -> None:
         """Nothing listening means the request never left: retryable."""
         with pytest.raises(ProviderRetryable) as raised:

@@ -285,8 +285,8 @@ class TestTriggers:
         [
             ("scheduler-tick", "scheduler", 1),  # ticks in order
             ("dispatcher-reminder-due", "dispatcher", 20),
-            ("sms-sender", "sms-sender", 20),  # order does not matter
-            ("email-sender", "email-sender", 20),
+            ("sms-sender", "sms-sender", 25),  # order does not matter
+            ("email-sender", "email-sender", 25),
         ],
     )
     def test_routing_and_parallelism(self, name: str, subscriber: str, workers: int) -> None:

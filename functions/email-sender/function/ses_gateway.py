@@ -4,12 +4,13 @@ botocore makes exactly one attempt (the broker owns retries and their backoff), 
 is translated once, in ``_translate``:
 
     ProviderRetryable       ThrottlingException, TooManyRequestsException, SendingPausedException,
-                            HTTP 429 or 5xx; or the request never left (refused, DNS, connect
+                            HTTP 429 or 503; or the request never left (refused, DNS, connect
                             timeout, TLS), or no credentials were found
     ProviderPermanent       MessageRejected, MailFromDomainNotVerifiedException,
                             AccountSuspendedException, BadRequestException, NotFoundException,
                             any other 4xx, a request botocore refuses to build
-    ProviderOutcomeUnknown  read timeout or connection dropped after the request was sent
+    ProviderOutcomeUnknown  read timeout or connection dropped after the request was sent; any other
+                            5xx (a 500, 502 or 504 can come after the email was accepted)
 """
 
 from __future__ import annotations
@@ -107,8 +108,10 @@ def _translate(exc: ClientError | BotoCoreError) -> ProviderError:
         code = exc.response.get("Error", {}).get("Code") or "Unknown"
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         detail = f"HTTP {status}"  # not SES's message: it can echo the addresses
-        if code in _RETRYABLE_CODES or status == 429 or not 400 <= status < 500:
+        if code in _RETRYABLE_CODES or status in (429, 503):
             return ProviderRetryable(PROVIDER, code, detail)
+        if status >= 500:
+            return ProviderOutcomeUnknown(PROVIDER, code, detail)
         return ProviderPermanent(PROVIDER, code, detail)
     if isinstance(exc, NeverConnected):
         return ProviderRetryable(PROVIDER, "connect", name)

@@ -15,7 +15,7 @@ from patient_notify.function import EventFunction, Route, Runtime
 from patient_notify.outbox import stage
 from patient_notify.settings import Settings
 
-from .planning import reminders_due
+from .planning import missed_reminder_alerts, reminders_due
 
 log = logging.getLogger(__name__)
 SOURCE = "/patient-notify/scheduler"
@@ -41,8 +41,16 @@ class Scheduler:
             planned += count
             if count < self._batch:
                 break
+        missed = await self._give_up_missed(now)
         drained = await self._runtime.publisher.drain()
-        log.info("reminders.planned", extra={"count": planned, "published": drained.published})
+        log.info("reminders.planned", extra={"count": planned, "failed": missed, "published": drained.published})
+
+    async def _give_up_missed(self, now: datetime) -> int:
+        async with self._runtime.db.transaction() as tx:
+            params = {"now": now, "cutoff": self._cutoff, "limit": self._batch}
+            rows = await tx.all("give_up_missed_reminders", params)
+            await raise_alerts(tx, missed_reminder_alerts(rows))
+        return len(rows)
 
     async def _plan_batch(self, now: datetime) -> int:
         async with self._runtime.db.transaction() as tx:

@@ -9,7 +9,7 @@ from typing import Any
 from patient_notify.domain.alerts import Alert
 from patient_notify.events import ReminderDue
 
-__all__ = ["reminders_due"]
+__all__ = ["missed_reminder_alerts", "reminders_due"]
 
 
 def reminders_due(rows: Sequence[Mapping[str, Any]], now: datetime) -> tuple[list[ReminderDue], list[Alert]]:
@@ -27,3 +27,12 @@ def reminders_due(rows: Sequence[Mapping[str, Any]], now: datetime) -> tuple[lis
         for r in due if r.late
     ]  # fmt: skip
     return due, alerts
+
+
+def missed_reminder_alerts(rows: Sequence[Mapping[str, Any]]) -> list[Alert]:
+    """An appointment still ahead that can no longer be reminded in time; past ones need nobody."""
+    return [
+        Alert(f"reminder-missed:{row['id']}:{row['reminder_local_date']}", "reminder_missed", "critical",
+              row["id"], "no reminder was sent before the late cutoff (data arrived late, or an outage)")
+        for row in rows if row["upcoming"]
+    ]  # fmt: skip

@@ -2,11 +2,12 @@
 
 Every SDK and transport error is translated once, in ``_translate`` (DESIGN.md §7):
 
-    ProviderRetryable       HTTP 429 or 5xx, codes 20429 and 30001; or the request never left
+    ProviderRetryable       HTTP 429 or 503, codes 20429 and 30001; or the request never left
                             (connection refused, DNS, connect timeout, TLS handshake)
     ProviderPermanent       any other 4xx: 21211 invalid number, 21610 replied STOP, 21614,
                             30006, 30007, 20003 bad credentials
-    ProviderOutcomeUnknown  read timeout or connection dropped after the request was sent
+    ProviderOutcomeUnknown  read timeout or connection dropped after the request was sent; any other
+                            5xx (a 500, 502 or 504 can come after the message was created)
 """
 
 from __future__ import annotations
@@ -96,8 +97,10 @@ def _translate(exc: Exception) -> ProviderError:
     if isinstance(exc, (TwilioRestException, TwilioServiceException)):
         status, code = int(exc.status), exc.code or exc.status
         detail = f"HTTP {status}"  # not Twilio's message: it can echo the phone number
-        if status == 429 or code in _RETRYABLE_CODES or not 400 <= status < 500:
+        if status in (429, 503) or code in _RETRYABLE_CODES:
             return ProviderRetryable(PROVIDER, str(code), detail)
+        if status >= 500:
+            return ProviderOutcomeUnknown(PROVIDER, str(code), detail)
         return ProviderPermanent(PROVIDER, str(code), detail)
     if _never_sent(exc):
         return ProviderRetryable(PROVIDER, "connect", type(exc).__name__)

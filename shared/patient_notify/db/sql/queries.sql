@@ -11,20 +11,27 @@ RETURNING id;
 SELECT id, event_id, type, source, subject, extensions, data, created_at
 FROM outbox WHERE id = ANY(%(ids)s::bigint[]) AND published_at IS NULL;
 
--- name: unpublished_outbox
-SELECT id, event_id, type, source, subject, extensions, data, created_at, attempts, last_error
-FROM outbox
-WHERE published_at IS NULL AND created_at < now() - make_interval(secs => %(min_age_s)s)
-ORDER BY id
-LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED;
+-- name: lease_unpublished_outbox
+-- Rows nobody published, leased to this drainer so an overlapping drain skips them.
+UPDATE outbox o SET lease_until = now() + make_interval(secs => %(lease_s)s)
+FROM (
+    SELECT id FROM outbox
+    WHERE published_at IS NULL AND created_at < now() - make_interval(secs => %(min_age_s)s)
+      AND (lease_until IS NULL OR lease_until < now())
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) stale
+WHERE o.id = stale.id
+RETURNING o.id, o.event_id, o.type, o.source, o.subject, o.extensions, o.data, o.created_at,
+          o.attempts, o.last_error;
 
 -- name: mark_outbox_published
-UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL
+UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL, lease_until = NULL
 WHERE id = ANY(%(ids)s::bigint[]) AND published_at IS NULL;
 
 -- name: mark_outbox_failed
-UPDATE outbox o SET attempts = o.attempts + 1, last_error = f.error
+UPDATE outbox o SET attempts = o.attempts + 1, last_error = f.error, lease_until = NULL
 FROM unnest(%(ids)s::bigint[], %(errors)s::text[]) AS f (id, error)
 WHERE o.id = f.id;
 
@@ -33,10 +40,10 @@ SELECT count(*) AS pending FROM outbox WHERE published_at IS NULL;
 
 -- name: claim_due_reminders
 -- Overlapping ticks split the work (SKIP LOCKED) and never emit the same reminder twice.
-UPDATE appointments a SET reminder_emitted_at = %(now)s
+UPDATE appointments a SET reminder_handled_at = %(now)s
 FROM (
     SELECT id FROM appointments
-    WHERE status = 'booked' AND reminder_emitted_at IS NULL
+    WHERE status = 'booked' AND reminder_handled_at IS NULL
       AND reminder_due_at <= %(now)s AND starts_at > %(now)s + %(cutoff)s
     ORDER BY reminder_due_at
     LIMIT %(limit)s
@@ -44,6 +51,19 @@ FROM (
 ) due
 WHERE a.id = due.id
 RETURNING a.id, a.version, a.reminder_local_date, a.reminder_due_at, a.reminder_window_end;
+
+-- name: give_up_missed_reminders
+-- Booked, never reminded, and now too close to (or past) the appointment: alert, stop scanning.
+UPDATE appointments a SET reminder_handled_at = %(now)s
+FROM (
+    SELECT id FROM appointments
+    WHERE status = 'booked' AND reminder_handled_at IS NULL
+      AND reminder_due_at <= %(now)s AND starts_at <= %(now)s + %(cutoff)s
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) missed
+WHERE a.id = missed.id
+RETURNING a.id, a.reminder_local_date, a.starts_at > %(now)s AS upcoming;
 
 -- name: record_processed_event
 INSERT INTO processed_events (source, id, type) VALUES (%(source)s, %(id)s, %(type)s)
@@ -83,7 +103,8 @@ ON CONFLICT (dedup_key) DO NOTHING;
 
 -- name: lock_notification_for_send
 SELECT n.id, n.status, n.kind, n.channel, n.recipient, n.subject, n.body, n.attempts,
-       n.appointment_version, a.status AS appointment_status, a.version AS current_version
+       n.appointment_version, a.status AS appointment_status, a.version AS current_version,
+       extract(epoch FROM now() - n.updated_at)::float8 AS status_age_s
 FROM notifications n JOIN appointments a ON a.id = n.appointment_id
 WHERE n.id = %(id)s
 FOR UPDATE OF n;
@@ -149,8 +170,8 @@ ON CONFLICT (id) DO UPDATE SET
     reminder_local_date = EXCLUDED.reminder_local_date,
     reminder_due_at = EXCLUDED.reminder_due_at,
     reminder_window_end = EXCLUDED.reminder_window_end,
-    reminder_emitted_at = CASE WHEN appointments.reminder_local_date = EXCLUDED.reminder_local_date
-                               THEN appointments.reminder_emitted_at END,
+    reminder_handled_at = CASE WHEN appointments.reminder_local_date = EXCLUDED.reminder_local_date
+                               THEN appointments.reminder_handled_at END,
     updated_at = now()
 WHERE appointments.version <= EXCLUDED.version;
 

@@ -45,11 +45,11 @@ CREATE TABLE appointments (
     reminder_local_date  date NOT NULL,
     reminder_due_at      timestamptz NOT NULL,
     reminder_window_end  timestamptz NOT NULL,
-    reminder_emitted_at  timestamptz,
+    reminder_handled_at  timestamptz,                -- emitted, or given up on (missed) with an alert
     updated_at           timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX appointments_reminder_due ON appointments (reminder_due_at)
-    WHERE reminder_emitted_at IS NULL AND status = 'booked';
+    WHERE reminder_handled_at IS NULL AND status = 'booked';
 
 -- Forward-only status machine; every transition a writer may make is listed here.
 CREATE TABLE notification_transitions (
@@ -61,7 +61,9 @@ INSERT INTO notification_transitions (from_status, to_status) VALUES
     ('queued', 'sending'), ('queued', 'skipped'),
     ('sending', 'queued'),          -- released: the provider definitely did not accept it
     ('sending', 'sent'), ('sending', 'failed'), ('sending', 'unknown'), ('sending', 'skipped'),
+    ('sending', 'delivered'), ('sending', 'undelivered'),   -- a receipt can beat the 'sent' commit
     ('unknown', 'sent'), ('unknown', 'delivered'), ('unknown', 'undelivered'), ('unknown', 'failed'),
+    ('unknown', 'queued'),          -- a reconciler proved the provider never had it
     ('sent', 'delivered'), ('sent', 'undelivered'), ('sent', 'failed');
 
 CREATE TABLE notifications (
@@ -134,6 +136,7 @@ CREATE TABLE outbox (
     data          jsonb NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
     published_at  timestamptz,
+    lease_until   timestamptz,                       -- a drainer is re-sending it until then
     attempts      integer NOT NULL DEFAULT 0,
     last_error    text
 );
