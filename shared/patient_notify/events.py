@@ -7,9 +7,13 @@ from typing import ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from patient_notify.domain.models import AppointmentStatus
+
 __all__ = [
     "EVENT_MODELS",
     "PING",
+    "AppointmentChanged",
+    "AppointmentFacts",
     "EmailSendRequested",
     "EventData",
     "PingTick",
@@ -67,6 +71,27 @@ class EmailSendRequested(_SendRequested):
     channel: Literal["email"] = "email"
 
 
+class AppointmentFacts(BaseModel):
+    """The details a patient acts on; a change to any of them is announced."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    starts_at: AwareDatetime
+    location_id: str
+    status: AppointmentStatus
+
+
+class AppointmentChanged(EventData):
+    """An appointment's time, venue or status changed (seen by the ETL or announced)."""
+
+    TYPE: ClassVar[str] = "org.patientnotify.appointment.changed.v1"
+    appointment_id: str = Field(min_length=1)
+    version: int = Field(ge=1)  # our version after the change: one notice per (appointment, version)
+    reason: Literal["rescheduled", "relocated", "cancelled", "status-changed"]
+    previous: AppointmentFacts
+    current: AppointmentFacts
+    detected_by: str
+
+
 EVENT_MODELS: dict[str, type[EventData]] = {
-    model.TYPE: model for model in (PingTick, ReminderDue, SmsSendRequested, EmailSendRequested)
+    model.TYPE: model for model in (PingTick, ReminderDue, SmsSendRequested, EmailSendRequested, AppointmentChanged)
 }

@@ -43,7 +43,7 @@ SELECT count(*) AS pending FROM outbox WHERE published_at IS NULL;
 UPDATE appointments a SET reminder_handled_at = %(now)s
 FROM (
     SELECT id FROM appointments
-    WHERE status = 'booked' AND reminder_handled_at IS NULL
+    WHERE status = 'booked' AND reminder_handled_at IS NULL AND missing_from_source_at IS NULL
       AND reminder_due_at <= %(now)s AND starts_at > %(now)s + %(cutoff)s
     ORDER BY reminder_due_at
     LIMIT %(limit)s
@@ -57,7 +57,7 @@ RETURNING a.id, a.version, a.reminder_local_date, a.reminder_due_at, a.reminder_
 UPDATE appointments a SET reminder_handled_at = %(now)s
 FROM (
     SELECT id FROM appointments
-    WHERE status = 'booked' AND reminder_handled_at IS NULL
+    WHERE status = 'booked' AND reminder_handled_at IS NULL AND missing_from_source_at IS NULL
       AND reminder_due_at <= %(now)s AND starts_at <= %(now)s + %(cutoff)s
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -103,7 +103,9 @@ ON CONFLICT (dedup_key) DO NOTHING;
 
 -- name: lock_notification_for_send
 SELECT n.id, n.status, n.kind, n.channel, n.recipient, n.subject, n.body, n.attempts,
-       n.appointment_version, a.status AS appointment_status, a.version AS current_version,
+       n.appointment_version, a.version AS current_version,
+       CASE WHEN a.missing_from_source_at IS NULL THEN a.status ELSE 'missing from source' END
+           AS appointment_status,
        extract(epoch FROM now() - n.updated_at)::float8 AS status_age_s
 FROM notifications n JOIN appointments a ON a.id = n.appointment_id
 WHERE n.id = %(id)s
@@ -156,24 +158,65 @@ SELECT * FROM unnest(%(patient_ids)s::text[], %(channels)s::text[], %(values)s::
                      %(ranks)s::int[])
 ON CONFLICT (patient_id, channel, value) DO UPDATE SET rank = EXCLUDED.rank;
 
+-- name: prune_contact_points
+-- A patient's contact points are what the source lists now: others go (opted-out rows stay, to
+-- keep the opt-out if the number comes back).
+DELETE FROM contact_points c
+WHERE c.patient_id = ANY(%(batch_patient_ids)s::text[]) AND c.opted_out_at IS NULL
+  AND NOT EXISTS (
+      SELECT 1 FROM unnest(%(patient_ids)s::text[], %(channels)s::text[], %(values)s::text[])
+          AS keep (patient_id, channel, value)
+      WHERE keep.patient_id = c.patient_id AND keep.channel = c.channel AND keep.value = c.value);
+
+-- name: mark_missing_appointments
+-- After a full reconcile: appointments in the window the source no longer lists.
+UPDATE appointments SET missing_from_source_at = %(now)s
+WHERE starts_at >= %(window_start)s AND starts_at < %(window_end)s
+  AND missing_from_source_at IS NULL
+  AND (last_seen_at IS NULL OR last_seen_at < %(seen_before)s)
+RETURNING id;
+
 -- name: upsert_appointments
--- A new reminder date (the appointment moved to another local day) re-arms the reminder.
-INSERT INTO appointments (id, patient_id, location_id, starts_at, status, version,
-                          reminder_local_date, reminder_due_at, reminder_window_end)
-SELECT * FROM unnest(%(ids)s::text[], %(patient_ids)s::text[], %(location_ids)s::text[],
-                     %(starts)s::timestamptz[], %(statuses)s::text[], %(versions)s::int[],
-                     %(local_dates)s::date[], %(due)s::timestamptz[], %(window_ends)s::timestamptz[])
-ON CONFLICT (id) DO UPDATE SET
-    patient_id = EXCLUDED.patient_id, location_id = EXCLUDED.location_id,
-    starts_at = EXCLUDED.starts_at, status = EXCLUDED.status,
-    version = greatest(appointments.version, EXCLUDED.version),
-    reminder_local_date = EXCLUDED.reminder_local_date,
-    reminder_due_at = EXCLUDED.reminder_due_at,
-    reminder_window_end = EXCLUDED.reminder_window_end,
-    reminder_handled_at = CASE WHEN appointments.reminder_local_date = EXCLUDED.reminder_local_date
-                               THEN appointments.reminder_handled_at END,
-    updated_at = now()
-WHERE appointments.version <= EXCLUDED.version;
+-- Writes what the source shows. A change of time, venue or status bumps the version; the old
+-- values come back beside the new so the caller can announce the change. A move to another
+-- local day re-arms the reminder.
+WITH incoming AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(patient_ids)s::text[], %(location_ids)s::text[],
+                         %(starts)s::timestamptz[], %(statuses)s::text[], %(local_dates)s::date[],
+                         %(due)s::timestamptz[], %(window_ends)s::timestamptz[])
+        AS i (id, patient_id, location_id, starts_at, status, local_date, due_at, window_end)
+), previous AS (
+    SELECT a.id, a.starts_at, a.location_id, a.status, a.version
+    FROM appointments a JOIN incoming USING (id)
+    FOR UPDATE OF a
+), written AS (
+    INSERT INTO appointments AS a (id, patient_id, location_id, starts_at, status, version,
+                                   reminder_local_date, reminder_due_at, reminder_window_end,
+                                   last_seen_at)
+    SELECT id, patient_id, location_id, starts_at, status, 1, local_date, due_at, window_end,
+           %(seen_at)s
+    FROM incoming
+    ON CONFLICT (id) DO UPDATE SET
+        patient_id = EXCLUDED.patient_id, location_id = EXCLUDED.location_id,
+        starts_at = EXCLUDED.starts_at, status = EXCLUDED.status,
+        version = a.version + CASE
+            WHEN (a.starts_at, a.location_id, a.status)
+                 IS DISTINCT FROM (EXCLUDED.starts_at, EXCLUDED.location_id, EXCLUDED.status)
+            THEN 1 ELSE 0 END,
+        reminder_local_date = EXCLUDED.reminder_local_date,
+        reminder_due_at = EXCLUDED.reminder_due_at,
+        reminder_window_end = EXCLUDED.reminder_window_end,
+        reminder_handled_at = CASE WHEN a.reminder_local_date = EXCLUDED.reminder_local_date
+                                   THEN a.reminder_handled_at END,
+        last_seen_at = EXCLUDED.last_seen_at,
+        missing_from_source_at = NULL,
+        updated_at = now()
+    RETURNING a.id, a.version, a.starts_at, a.location_id, a.status
+)
+SELECT w.id, w.version, w.starts_at, w.location_id, w.status,
+       p.version AS old_version, p.starts_at AS old_starts_at, p.location_id AS old_location_id,
+       p.status AS old_status
+FROM written w LEFT JOIN previous p USING (id);
 
 -- name: appointment_zones
 -- The zone a reminder is planned in: the patient's, else the clinic's.
@@ -185,3 +228,59 @@ JOIN locations l ON l.id = a.location_id;
 -- name: open_alerts
 SELECT id, dedup_key, kind, severity, subject, detail, created_at
 FROM alerts WHERE acknowledged_at IS NULL ORDER BY id;
+
+-- name: lock_etl_source
+-- One pass per source begins at a time (transaction-scoped: safe behind PgBouncer).
+SELECT pg_advisory_xact_lock(hashtext('etl:' || %(source)s));
+
+-- name: live_etl_run
+SELECT id FROM etl_runs
+WHERE source = %(source)s AND status = 'running' AND lease_until > now()
+LIMIT 1;
+
+-- name: resume_etl_run
+UPDATE etl_runs SET status = 'running', resumes = resumes + 1, error = NULL,
+       lease_until = now() + make_interval(secs => %(lease_s)s)
+WHERE id = (
+    SELECT id FROM etl_runs
+    WHERE source = %(source)s AND status IN ('running', 'failed') AND next_url IS NOT NULL
+    ORDER BY id DESC LIMIT 1
+)
+RETURNING *;
+
+-- name: etl_history
+SELECT max(started_at) FILTER (WHERE status = 'succeeded') AS last_started_at,
+       max(started_at) FILTER (WHERE status = 'succeeded' AND mode = 'full') AS last_full_at
+FROM etl_runs WHERE source = %(source)s
+HAVING count(*) FILTER (WHERE status = 'succeeded') > 0;
+
+-- name: supersede_etl_runs
+UPDATE etl_runs SET status = 'superseded', finished_at = now()
+WHERE source = %(source)s AND status IN ('running', 'failed');
+
+-- name: start_etl_run
+INSERT INTO etl_runs (source, mode, status, window_start, window_end, since, next_url, lease_until)
+VALUES (%(source)s, %(mode)s, 'running', %(window_start)s, %(window_end)s, %(since)s, %(next_url)s,
+        now() + make_interval(secs => %(lease_s)s))
+RETURNING *;
+
+-- name: advance_etl_run
+UPDATE etl_runs SET next_url = %(next_url)s, pages = pages + 1, fetched = fetched + %(fetched)s,
+       upserted = upserted + %(upserted)s, changed = changed + %(changed)s,
+       rejected = rejected + %(rejected)s, requests = requests + %(requests)s,
+       retries = retries + %(retries)s, lease_until = now() + make_interval(secs => %(lease_s)s)
+WHERE id = %(id)s;
+
+-- name: finish_etl_run
+UPDATE etl_runs SET status = %(status)s, finished_at = now(), missing = %(missing)s,
+       error = %(error)s, lease_until = now()
+WHERE id = %(id)s
+RETURNING rejected;
+
+-- name: etl_run_counts
+SELECT pages, fetched, upserted, changed, rejected, missing, requests, retries, resumes
+FROM etl_runs WHERE id = %(id)s;
+
+-- name: count_etl_requests
+UPDATE etl_runs SET requests = requests + %(requests)s, retries = retries + %(retries)s
+WHERE id = %(id)s;
