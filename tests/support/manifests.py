@@ -28,6 +28,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+from patient_notify.events import EVENT_MODELS, PING
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = REPO_ROOT / "tests" / "schemas"
@@ -56,17 +57,9 @@ CONSUMER_TIMEOUT_S = 30 * 60
 # parallelism: the last prefetched message waits for ceil(100 / parallelism) rounds.
 PREFETCH = 100
 
-PING_EVENT_TYPE = "dev.knative.sources.ping"
-# TODO: replace with the event type constants of the shared library (patient_notify.events)
-# once they exist, so a new event type is declared in one place.
-KNOWN_EVENT_TYPES = frozenset(
-    {
-        PING_EVENT_TYPE,
-        "org.patientnotify.reminder.due.v1",
-        "org.patientnotify.sms.send.v1",
-        "org.patientnotify.email.send.v1",
-    }
-)
+PING_EVENT_TYPE = PING
+# Every type a Trigger may filter on is declared once, beside its schema, in the shared library.
+KNOWN_EVENT_TYPES = frozenset(EVENT_MODELS)
 # CloudEvents attribute names: lowercase letters and digits, at most 20 characters.
 CE_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -24,16 +24,7 @@ TRIGGERS = PROJECT.of_kind("Trigger")
 PINGSOURCES = PROJECT.of_kind("PingSource")
 FUNCS = {func.name: func for func in PROJECT.funcs}
 
-# TODO: replace with the shared library's event type constants (patient_notify.events) once
-# they are wired in; m.KNOWN_EVENT_TYPES, used by `task check`, carries the same TODO.
-KNOWN_EVENT_TYPES = frozenset(
-    {
-        "dev.knative.sources.ping",
-        "org.patientnotify.reminder.due.v1",
-        "org.patientnotify.sms.send.v1",
-        "org.patientnotify.email.send.v1",
-    }
-)
+KNOWN_EVENT_TYPES = m.KNOWN_EVENT_TYPES  # the shared library's event catalogue
 
 # What each function's code reads from the environment (the list).
 COMMON_ENV = {"DATABASE_URL", "BROKER_URL", "LOG_LEVEL"}
@@ -60,16 +51,20 @@ SECRET_ENV = {
     "TWILIO_AUTH_TOKEN",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
+    "ETL_SOURCE_TOKEN",
 }
+ETL_ENV = {"ETL_SOURCE", "ETL_SOURCE_URL", "ETL_DEFAULT_ZONE"}
 REQUIRED_ENV = {
+    "etl": COMMON_ENV | ETL_ENV,
     "scheduler": COMMON_ENV,
     "dispatcher": COMMON_ENV,
     "sms-sender": COMMON_ENV | SMS_ENV,
     "email-sender": COMMON_ENV | EMAIL_ENV,
-    "patient-notify": COMMON_ENV | SMS_ENV | EMAIL_ENV,
+    "patient-notify": COMMON_ENV | SMS_ENV | EMAIL_ENV | ETL_ENV,
 }
 # (min, max) scale per function: None = no bound required.
 SCALE = {
+    "etl": (None, 1),  # one pass at a time (the ledger's lease enforces it too)
     "scheduler": (None, 1),  # one planner at a time
     "dispatcher": (1, None),  # change notices must not wait for a cold start
     "sms-sender": (None, 10),
@@ -284,6 +279,7 @@ class TestTriggers:
         ("name", "subscriber", "workers"),
         [
             ("scheduler-tick", "scheduler", 1),  # ticks in order
+            ("etl-tick", "etl", 1),  # one pass at a time
             ("dispatcher-reminder-due", "dispatcher", 20),
             ("sms-sender", "sms-sender", 25),  # order does not matter
             ("email-sender", "email-sender", 25),
