@@ -71,6 +71,7 @@ async def _save_appointments(
     if missing := [a.id for a in appointments if a.id not in zones]:
         raise DatabaseError(f"appointments without a known patient or location: {missing[:5]}")
     plans = [reminder_plan_for(a.id, a.starts_at, zones[a.id]) for a in appointments]
+    await tx.all("lock_appointments", {"ids": [a.id for a in appointments]})
     return await tx.all("upsert_appointments", {
         "ids": [a.id for a in appointments], "patient_ids": [a.patient_id for a in appointments],
         "location_ids": [a.location_id for a in appointments],

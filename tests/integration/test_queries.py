@@ -161,3 +161,23 @@ class TestNotificationStatus:
         async with db.transaction() as tx:
             again = await tx.all("claim_notifications", ONE_SMS)
         assert again == []
+
+
+class TestChangeDetection:
+    async def test_a_change_bumps_the_version_and_reports_the_old_facts(self, db: Database) -> None:
+        """Cancelling returns version 2 beside the old version 1 and the old status."""
+        now = datetime.now(UTC)
+        await _seed(db, 1, now)
+        cancelled = make_appointment(id="a0", patient_id="p0", starts_at=now + timedelta(days=3), status="cancelled")
+        async with db.transaction() as tx:
+            [row] = await save_batch(tx, SourceBatch(appointments=[cancelled]))
+        assert (row["version"], row["old_version"], row["status"], row["old_status"]) == (2, 1, "cancelled", "booked")
+
+    async def test_an_unchanged_write_keeps_the_version(self, db: Database) -> None:
+        """Writing the same facts again reports the same version before and after."""
+        now = datetime.now(UTC)
+        await _seed(db, 1, now)
+        same = make_appointment(id="a0", patient_id="p0", starts_at=now + timedelta(days=3))
+        async with db.transaction() as tx:
+            [row] = await save_batch(tx, SourceBatch(appointments=[same]))
+        assert (row["version"], row["old_version"]) == (1, 1)

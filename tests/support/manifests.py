@@ -28,6 +28,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+
 from patient_notify.events import EVENT_MODELS, PING
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

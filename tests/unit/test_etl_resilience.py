@@ -58,7 +58,7 @@ class TestSourceClient:
     def test_wait_is_never_shorter_than_retry_after(self) -> None:
         """The backoff honours the server's Retry-After even when the jitter would be shorter."""
         client = _client(_answers())
-        retryable = resilience._Retryable("HTTP 503", retry_after_s=2.5)
+        retryable: BaseException = resilience._Retryable("HTTP 503", retry_after_s=2.5)
 
         class Outcome:
             def exception(self) -> BaseException:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -44,6 +45,7 @@ class CircuitBreaker:
     min_calls: int = 10
     failure_share: float = 0.5
     cooldown_s: float = 30.0
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     def __post_init__(self) -> None:
         self._outcomes: deque[bool] = deque(maxlen=self.window)
@@ -53,7 +55,7 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         if self._opened_at is None:
             return False
-        if time.monotonic() - self._opened_at >= self.cooldown_s:
+        if self.clock() - self._opened_at >= self.cooldown_s:
             self._opened_at = None  # half-open: the next call is a trial
             self._outcomes.clear()
             return False
@@ -63,7 +65,7 @@ class CircuitBreaker:
         self._outcomes.append(ok)
         failures = self._outcomes.count(False)
         if len(self._outcomes) >= self.min_calls and failures / len(self._outcomes) >= self.failure_share:
-            self._opened_at = time.monotonic()
+            self._opened_at = self.clock()
 
 
 class SourceClient:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
 from .etl_pass import SourceSpec
 from .fhir import first_fhir_url, map_fhir_bundle
+from .mapping import MappedPage
 from .plain_json import first_json_url, map_json_page
 
 __all__ = ["source_spec"]
@@ -14,6 +16,7 @@ __all__ = ["source_spec"]
 
 def source_spec(kind: str, base_url: str, default_zone: str, default_region: str) -> SourceSpec:
     base = base_url.rstrip("/")
+    mapper: Callable[..., MappedPage]
     if kind == "fhir":
         first, mapper = first_fhir_url, map_fhir_bundle
     elif kind == "json":

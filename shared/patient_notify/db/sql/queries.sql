@@ -176,6 +176,10 @@ WHERE starts_at >= %(window_start)s AND starts_at < %(window_end)s
   AND (last_seen_at IS NULL OR last_seen_at < %(seen_before)s)
 RETURNING id;
 
+-- name: lock_appointments
+-- Taken before upsert_appointments, so its snapshot of the old values cannot go stale.
+SELECT id FROM appointments WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR UPDATE;
+
 -- name: upsert_appointments
 -- Writes what the source shows. A change of time, venue or status bumps the version; the old
 -- values come back beside the new so the caller can announce the change. A move to another
@@ -185,10 +189,9 @@ WITH incoming AS (
                          %(starts)s::timestamptz[], %(statuses)s::text[], %(local_dates)s::date[],
                          %(due)s::timestamptz[], %(window_ends)s::timestamptz[])
         AS i (id, patient_id, location_id, starts_at, status, local_date, due_at, window_end)
-), previous AS (
+), previous AS (  -- the statement's snapshot: the rows as they were (locked beforehand)
     SELECT a.id, a.starts_at, a.location_id, a.status, a.version
     FROM appointments a JOIN incoming USING (id)
-    FOR UPDATE OF a
 ), written AS (
     INSERT INTO appointments AS a (id, patient_id, location_id, starts_at, status, version,
                                    reminder_local_date, reminder_due_at, reminder_window_end,
