@@ -103,6 +103,14 @@ class TestPass:
         ]
         assert _query(db, "SELECT count(*) FROM outbox") == [(0,)]
 
+    async def test_the_datas_age_is_queryable(self, etl: Etl, db: Database) -> None:
+        """After a successful pass, source_freshness gives its time and an age of seconds."""
+        await etl.run()
+        [(source, last_full, age_s)] = _query(
+            db, "SELECT source, last_full_at, extract(epoch FROM age) FROM source_freshness"
+        )
+        assert source.startswith("fhir:") and last_full is not None and 0 <= age_s < 60
+
 
 class FakeClock:
     def __init__(self) -> None:
