@@ -14,6 +14,8 @@ __all__ = [
     "PING",
     "AppointmentChanged",
     "AppointmentFacts",
+    "ChangeNoticeDue",
+    "ChangeReason",
     "EmailSendRequested",
     "EventData",
     "PingTick",
@@ -80,18 +82,35 @@ class AppointmentFacts(BaseModel):
     status: AppointmentStatus
 
 
+ChangeReason = Literal["rescheduled", "relocated", "cancelled", "status-changed"]
+
+
 class AppointmentChanged(EventData):
-    """An appointment's time, venue or status changed (seen by the ETL or announced)."""
+    """PUBLIC: the appointment system announces that an appointment moved, changed venue or was
+    cancelled. Signed (``pnsignature``, ``pnsignedat``); ``source_version`` orders announcements."""
 
     TYPE: ClassVar[str] = "org.patientnotify.appointment.changed.v1"
+    appointment_id: str = Field(min_length=1, max_length=200)
+    source_version: int = Field(ge=1)  # the appointment system's own version: an older one is ignored
+    reason: Literal["rescheduled", "relocated", "cancelled"]
+    starts_at: AwareDatetime
+    location_id: str = Field(min_length=1, max_length=200)
+    status: AppointmentStatus
+
+
+class ChangeNoticeDue(EventData):
+    """A new version of an appointment's facts exists (the ETL saw it): tell the patient."""
+
+    TYPE: ClassVar[str] = "org.patientnotify.notice.due.v1"
     appointment_id: str = Field(min_length=1)
-    version: int = Field(ge=1)  # our version after the change: one notice per (appointment, version)
-    reason: Literal["rescheduled", "relocated", "cancelled", "status-changed"]
+    version: int = Field(ge=1)  # our version after the change: one notice per (appointment, version, channel)
+    reason: ChangeReason
     previous: AppointmentFacts
     current: AppointmentFacts
     detected_by: str
 
 
 EVENT_MODELS: dict[str, type[EventData]] = {
-    model.TYPE: model for model in (PingTick, ReminderDue, SmsSendRequested, EmailSendRequested, AppointmentChanged)
+    model.TYPE: model
+    for model in (PingTick, ReminderDue, SmsSendRequested, EmailSendRequested, AppointmentChanged, ChangeNoticeDue)
 }

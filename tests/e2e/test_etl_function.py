@@ -47,5 +47,5 @@ class TestEtlFunction:
                 assert httpx.post(etl.url, headers=message.headers, content=message.body, timeout=60).status_code == 200
             finally:
                 etl.stop()
-        assert [h["ce-type"] for h, _ in broker.requests] == ["org.patientnotify.appointment.changed.v1"]
+        assert [h["ce-type"] for h, _ in broker.requests] == ["org.patientnotify.notice.due.v1"]
         assert [h["ce-subject"] for h, _ in broker.requests] == [booked[0]]

@@ -206,7 +206,7 @@ class TestChangeDetection:
                 await etl.run()
                 population.cancel(_booked(population, 1)[0])
                 await etl.run()
-        assert [h["ce-type"] for h, _ in ingress.requests] == ["org.patientnotify.appointment.changed.v1"]
+        assert [h["ce-type"] for h, _ in ingress.requests] == ["org.patientnotify.notice.due.v1"]
 
 
 class TestReconcile:

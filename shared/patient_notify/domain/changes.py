@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from patient_notify.events import AppointmentChanged, AppointmentFacts
+from patient_notify.events import AppointmentFacts, ChangeNoticeDue
 
 __all__ = ["changes_in"]
 
 
-def changes_in(rows: Sequence[Mapping[str, Any]], *, detected_by: str) -> list[AppointmentChanged]:
+def changes_in(rows: Sequence[Mapping[str, Any]], *, detected_by: str) -> list[ChangeNoticeDue]:
     """One event per appointment whose version moved; new and unchanged appointments give none."""
     return [
         _changed(row, detected_by)
@@ -19,12 +19,12 @@ def changes_in(rows: Sequence[Mapping[str, Any]], *, detected_by: str) -> list[A
     ]
 
 
-def _changed(row: Mapping[str, Any], detected_by: str) -> AppointmentChanged:
+def _changed(row: Mapping[str, Any], detected_by: str) -> ChangeNoticeDue:
     before = AppointmentFacts(
         starts_at=row["old_starts_at"], location_id=row["old_location_id"], status=row["old_status"]
     )
     after = AppointmentFacts(starts_at=row["starts_at"], location_id=row["location_id"], status=row["status"])
-    return AppointmentChanged(
+    return ChangeNoticeDue(
         appointment_id=row["id"], version=row["version"], reason=_reason(before, after),
         previous=before, current=after, detected_by=detected_by,
     )  # fmt: skip
