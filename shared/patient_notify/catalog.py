@@ -72,13 +72,16 @@ async def _save_appointments(
         raise DatabaseError(f"appointments without a known patient or location: {missing[:5]}")
     plans = [reminder_plan_for(a.id, a.starts_at, zones[a.id]) for a in appointments]
     await tx.all("lock_appointments", {"ids": [a.id for a in appointments]})
-    return await tx.all("upsert_appointments", {
+    rows = await tx.all("upsert_appointments", {
         "ids": [a.id for a in appointments], "patient_ids": [a.patient_id for a in appointments],
         "location_ids": [a.location_id for a in appointments],
         "starts": [a.starts_at for a in appointments], "statuses": [a.status for a in appointments],
         "local_dates": [p.local_date for p in plans], "due": [p.due_at for p in plans],
         "window_ends": [p.window_end for p in plans], "seen_at": seen_at,
+        "source_versions": [a.source_version for a in appointments],
     })  # fmt: skip
+    await tx.run("touch_appointments", {"ids": [a.id for a in appointments], "seen_at": seen_at})
+    return rows
 
 
 def _last_wins(records: Iterable[T], key: Any) -> list[T]:

@@ -27,7 +27,7 @@ def decode_http(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
     lowered = {k.lower(): v for k, v in headers.items()}
     try:
         return from_http_event(HTTPMessage(headers=lowered, body=body))
-    except (BaseCloudEventException, ValueError, TypeError, KeyError) as exc:
+    except (BaseCloudEventException, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise EventRejected(f"not a CloudEvent: {exc}") from exc
 
 

@@ -3,6 +3,9 @@
     PatientNotifyError
     ├── ConfigError               bad or missing setting; names the variable
     ├── EventRejected             a request that is not an event we accept (kept, alerted, 2xx)
+    │   ├── SignatureMissing      (patient_notify.signing) an announcement without pnsignature
+    │   ├── SignatureInvalid      … whose signature does not verify
+    │   └── SignatureExpired      … signed outside the time window: a replay or a wrong clock
     ├── DatabaseError             a driver error, translated once in ``patient_notify.db``
     │   └── DatabaseUnavailable   connection-level failure: retry later (5xx)
     ├── PublishError              the broker ingress did not answer 2xx

@@ -21,6 +21,7 @@ __all__ = [
     "PingTick",
     "ReminderDue",
     "SmsSendRequested",
+    "send_request",
 ]
 
 PING = "dev.knative.sources.ping"
@@ -114,3 +115,9 @@ EVENT_MODELS: dict[str, type[EventData]] = {
     model.TYPE: model
     for model in (PingTick, ReminderDue, SmsSendRequested, EmailSendRequested, AppointmentChanged, ChangeNoticeDue)
 }
+
+
+def send_request(notification_id: int, appointment_id: str, channel: str) -> EventData:
+    """The send event for one notification on its channel."""
+    model = SmsSendRequested if channel == "sms" else EmailSendRequested
+    return model(notification_id=notification_id, appointment_id=appointment_id)

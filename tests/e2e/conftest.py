@@ -20,6 +20,7 @@ from sandbox.twilio import TwilioStandIn
 
 FUNCTIONS = ("scheduler", "dispatcher", "sms-sender", "email-sender")
 ACCOUNT_SID = "AC" + "0" * 32
+EVENTS_SECRET = "e2e-appointment-events-secret-0123456789"
 
 
 @dataclass
@@ -55,6 +56,7 @@ def start_system(
     )  # fmt: skip
     env = {
         "DATABASE_URL": database_url, "BROKER_URL": router.ingress_url, "LOG_LEVEL": "INFO",
+        "APPOINTMENT_EVENTS_SECRET": EVENTS_SECRET,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": "test-token",
         "TWILIO_FROM_NUMBER": "+12025550100", "TWILIO_BASE_URL": twilio.base_url,
         "EMAIL_PROVIDER": "ses", "EMAIL_FROM": email_from, "SES_REGION": ses.region,

@@ -16,7 +16,8 @@ from tests.support.receiver import Receiver
 @pytest.fixture
 def dispatcher(migrated_database_url: str, tmp_path: Path) -> Iterator[FunctionProcess]:
     with Receiver() as ingress, (tmp_path / "dispatcher.log").open("wb") as log:
-        process = FunctionProcess("dispatcher", {"DATABASE_URL": migrated_database_url, "BROKER_URL": ingress.url}, log)
+        env = {"DATABASE_URL": migrated_database_url, "BROKER_URL": ingress.url, "APPOINTMENT_EVENTS_SECRET": "s" * 32}
+        process = FunctionProcess("dispatcher", env, log)
         process.start()
         try:
             process.wait_ready()

@@ -110,7 +110,7 @@ class TestClaimDueReminders:
 ONE_SMS = {
     "natural_keys": ["k1"], "appointment_ids": ["a0"], "appointment_versions": [1],
     "kinds": ["reminder"], "channels": ["sms"], "recipients": ["+12025550123"],
-    "languages": ["en"], "subjects": [""], "bodies": ["hello"],
+    "languages": ["en"], "subjects": [""], "bodies": ["hello"], "hold_until": [None],
 }  # fmt: skip
 
 

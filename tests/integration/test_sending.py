@@ -28,6 +28,7 @@ async def _queued_notification(db: Database) -> int:
             "natural_keys": ["reminder:appt-1:sms:x"], "appointment_ids": ["appt-1"],
             "appointment_versions": [1], "kinds": ["reminder"], "channels": ["sms"],
             "recipients": ["+12025550123"], "languages": ["en"], "subjects": [""], "bodies": ["Hi"],
+            "hold_until": [None],
         })  # fmt: skip
     return int(rows[0]["id"])
 
@@ -68,14 +69,14 @@ class TestDeliver:
         await deliver(db, nid, _via(gateway))
         assert await _state(db, nid) == ("unknown", ["delivery_unknown"]) and gateway.sent == []
 
-    async def test_a_reminder_with_stale_details_is_skipped_and_alerted(self, db: Database) -> None:
-        """If the appointment changed after the text was rendered, the old text is not sent, and a person is told."""
+    async def test_a_reminder_with_stale_details_is_skipped(self, db: Database) -> None:
+        """If the appointment changed after the text was rendered, the old text is not sent (the change notice is)."""
         nid, gateway = await _queued_notification(db), FakeSmsGateway()
         async with db.transaction() as tx:
             changed = make_appointment(starts_at=datetime.now(UTC) + timedelta(days=3, hours=1), version=2)
             await save_batch(tx, SourceBatch(appointments=[changed]))
         await deliver(db, nid, _via(gateway))
-        assert await _state(db, nid) == ("skipped", ["reminder_superseded"]) and gateway.sent == []
+        assert await _state(db, nid) == ("skipped", []) and gateway.sent == []
 
     async def test_retryable_refusal_releases_the_claim_for_a_retry(self, db: Database) -> None:
         """A throttled send goes back to 'queued' and raises, so the broker retries; the retry sends it."""

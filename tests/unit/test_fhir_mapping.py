@@ -189,14 +189,14 @@ class TestAppointment:
 
     @pytest.mark.parametrize(("meta", "version"), [
         ({"versionId": "7", "lastUpdated": "2025-03-01T10:00:00Z"}, 7),  # the server's version counter
-        ({"lastUpdated": "2025-03-01T10:00:00Z"}, 1),  # no versionId
-        ({"versionId": "W/\"abc\""}, 1),  # not a number: no order to keep
-        ({"versionId": "99999999999"}, 1),  # beyond a PostgreSQL integer
+        ({"lastUpdated": "2025-03-01T10:00:00Z"}, None),  # no versionId
+        ({"versionId": "W/\"abc\""}, None),  # not a number: no order to keep
+        ({"versionId": "99999999999"}, None),  # beyond a PostgreSQL integer
     ])  # fmt: skip
-    def test_version_comes_from_meta_version_id(self, meta: dict[str, str], version: int) -> None:
-        """A numeric versionId becomes the appointment's version; anything else is version 1."""
+    def test_version_comes_from_meta_version_id(self, meta: dict[str, str], version: int | None) -> None:
+        """A numeric versionId becomes the appointment's source version; anything else is none."""
         page = mapped(fhir_appointment(meta=meta), fhir_patient(), fhir_location())
-        assert [a.version for a in page.batch.appointments] == [version]
+        assert [a.source_version for a in page.batch.appointments] == [version]
 
 
 class TestPatient:

@@ -60,8 +60,8 @@ class TestDocumentedContract:
         """Both example appointments load, the national number in E.164, the null zone as the site default."""
         page = plain_json.map_json_page(EXAMPLE, default_zone="America/New_York", default_region="US")
         assert (page.fetched, page.quarantined, page.dropped_contacts) == (2, (), 0)
-        assert [(a.id, a.status, a.version) for a in page.batch.appointments] == [
-            ("appt-1001", "booked", 2), ("appt-1002", "cancelled", 1),
+        assert [(a.id, a.status, a.source_version) for a in page.batch.appointments] == [
+            ("appt-1001", "booked", 2), ("appt-1002", "cancelled", None),
         ]  # fmt: skip
         assert [c.value for c in page.batch.contacts if c.patient_id == "pat-1002"] == ["+12025550187"]
         assert [x.timezone for x in page.batch.locations] == ["Europe/Madrid", "America/New_York"]

@@ -52,15 +52,18 @@ SECRET_ENV = {
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "ETL_SOURCE_TOKEN",
+    "APPOINTMENT_EVENTS_SECRET",
+    "APPOINTMENT_EVENTS_PREVIOUS_SECRET",
 }
 ETL_ENV = {"ETL_SOURCE", "ETL_SOURCE_URL", "ETL_DEFAULT_ZONE"}
+NOTICE_ENV = {"APPOINTMENT_EVENTS_SECRET", "NOTICE_QUIET_START", "NOTICE_QUIET_END", "NOTICE_URGENT_HOURS"}
 REQUIRED_ENV = {
     "etl": COMMON_ENV | ETL_ENV,
     "scheduler": COMMON_ENV,
-    "dispatcher": COMMON_ENV,
+    "dispatcher": COMMON_ENV | NOTICE_ENV,
     "sms-sender": COMMON_ENV | SMS_ENV,
     "email-sender": COMMON_ENV | EMAIL_ENV,
-    "patient-notify": COMMON_ENV | SMS_ENV | EMAIL_ENV | ETL_ENV,
+    "patient-notify": COMMON_ENV | SMS_ENV | EMAIL_ENV | ETL_ENV | NOTICE_ENV,
 }
 # (min, max) scale per function: None = no bound required.
 SCALE = {
@@ -281,6 +284,8 @@ class TestTriggers:
             ("scheduler-tick", "scheduler", 1),  # ticks in order
             ("etl-tick", "etl", 1),  # one pass at a time
             ("dispatcher-reminder-due", "dispatcher", 20),
+            ("dispatcher-notice-due", "dispatcher", 20),  # versions order the notices
+            ("dispatcher-appointment-changed", "dispatcher", 20),
             ("sms-sender", "sms-sender", 25),  # order does not matter
             ("email-sender", "email-sender", 25),
         ],

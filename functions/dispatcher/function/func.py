@@ -1,81 +1,130 @@
-"""dispatcher: a due reminder → one claimed notification and one send event per chosen channel."""
+"""dispatcher: due reminders and appointment changes → claimed notifications and send events.
+
+Routes: reminder.due (scheduler), notice.due (changes the ETL saw), appointment.changed (signed
+announcements from the appointment system). Every path claims one notification per
+(appointment, version or reminder date, channel) and emits send events only for rows it created.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
-from cloudevents.core.v1.event import CloudEvent
+from pydantic import Field, SecretStr
 
 from patient_notify.alerts import raise_alerts
-from patient_notify.codec import model_from_event, new_event
+from patient_notify.codec import model_from_event
 from patient_notify.db import Transaction
 from patient_notify.domain.dispatch import DispatchDecision, plan_reminder_dispatch
-from patient_notify.errors import EventRejected
-from patient_notify.events import EmailSendRequested, ReminderDue, SmsSendRequested
+from patient_notify.domain.notices import QuietHours, plan_change_notice
+from patient_notify.events import AppointmentChanged, ChangeNoticeDue, ReminderDue
 from patient_notify.function import EventFunction, Route, Runtime
 from patient_notify.outbox import stage
 from patient_notify.settings import Settings
+from patient_notify.signing import verify_event
 
+from .changes import apply_announced_change
+from .claims import claim_and_stage, seen_before
 from .context import context_from_row
 
 log = logging.getLogger(__name__)
-SOURCE = "/patient-notify/dispatcher"
 
 
 class DispatcherSettings(Settings):
-    pass
+    appointment_events_secret: SecretStr = Field(min_length=32)  # HMAC key shared with the appointment system
+    appointment_events_previous_secret: SecretStr | None = Field(default=None, min_length=32)  # during rotation
+    appointment_events_window_s: int = Field(default=300, ge=10, le=3600)
+    notice_quiet_start: time | None = None  # e.g. 21:00 in the patient's zone; unset: no quiet hours
+    notice_quiet_end: time | None = None
+    notice_urgent_hours: float = Field(default=24.0, ge=0)  # closer to the appointment: send even in quiet hours
+
+    def quiet_hours(self) -> QuietHours:
+        return QuietHours(self.notice_quiet_start, self.notice_quiet_end, timedelta(hours=self.notice_urgent_hours))
+
+    def secrets(self) -> list[bytes]:
+        keys = [self.appointment_events_secret, self.appointment_events_previous_secret]
+        return [key.get_secret_value().encode() for key in keys if key is not None]
 
 
 class Dispatcher:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, settings: DispatcherSettings) -> None:
         self._runtime = runtime
+        self._settings = settings
 
     async def on_reminder_due(self, event: BaseCloudEvent) -> None:
         due = model_from_event(event, ReminderDue)
+
+        async def plan(tx: Transaction) -> DispatchDecision | None:
+            row = await _context_row(tx, due.appointment_id)
+            return plan_reminder_dispatch(due.local_date, context_from_row(row))
+
+        await self._dispatch(event, plan)
+
+    async def on_notice_due(self, event: BaseCloudEvent) -> None:
+        due = model_from_event(event, ChangeNoticeDue)
+
+        async def plan(tx: Transaction) -> DispatchDecision | None:
+            return await self._plan_notice(tx, due)
+
+        await self._dispatch(event, plan)
+
+    async def on_appointment_changed(self, event: BaseCloudEvent) -> None:
+        s = self._settings
+        verify_event(event, s.secrets(), now=datetime.now(UTC), window=timedelta(seconds=s.appointment_events_window_s))
+        announced = model_from_event(event, AppointmentChanged)
+
+        async def plan(tx: Transaction) -> DispatchDecision | None:
+            change = await apply_announced_change(tx, event, announced)
+            return None if change is None else await self._plan_notice(tx, change)
+
+        await self._dispatch(event, plan)
+
+    async def _plan_notice(self, tx: Transaction, due: ChangeNoticeDue) -> DispatchDecision:
+        row = await _context_row(tx, due.appointment_id)
+        names = {r["id"]: r["name"] for r in await tx.all("location_names", {"ids": [due.previous.location_id]})}
+        await tx.all("supersede_pending_reminders", {"appointment_id": due.appointment_id, "version": due.version})
+        return plan_change_notice(
+            context_from_row(row), version=due.version, reason=due.reason, previous_start=due.previous.starts_at,
+            previous_venue=names.get(due.previous.location_id, ""), now=datetime.now(UTC),
+            quiet=self._settings.quiet_hours(),
+        )  # fmt: skip
+
+    async def _dispatch(self, event: BaseCloudEvent, plan: Any) -> None:
+        """Once per inbound event: plan in one transaction with the claims and their send events."""
         async with self._runtime.db.transaction() as tx:
-            if await _seen_before(tx, event):
-                log.info("dispatch.duplicate", extra={"event_id": event.get_id()})
+            if await seen_before(tx, event):
+                log.info("dispatch.duplicate", extra={"event_id": event.get_id(), "event_type": event.get_type()})
                 return
-            row = await tx.one("dispatch_context", {"appointment_id": due.appointment_id})
-            if row is None:
-                raise EventRejected(f"unknown appointment {due.appointment_id}", event_type=ReminderDue.TYPE)
-            decision = plan_reminder_dispatch(due.local_date, context_from_row(row))
-            ids = await stage(tx, await _claim(tx, decision))
+            decision: DispatchDecision | None = await plan(tx)
+            if decision is None:
+                return
+            ids = await stage(tx, await claim_and_stage(tx, decision))
             await raise_alerts(tx, decision.alerts)
         await self._runtime.publisher.publish(ids)
         log.info("dispatch.planned", extra={
-            "appointment_id": due.appointment_id, "count": len(ids), "reason": decision.skipped,
+            "event_type": event.get_type(), "count": len(ids), "reason": decision.skipped,
         })  # fmt: skip
 
 
-async def _seen_before(tx: Transaction, event: BaseCloudEvent) -> bool:
-    params = {"source": event.get_source(), "id": event.get_id(), "type": event.get_type()}
-    return await tx.one("record_processed_event", params) is None
+async def _context_row(tx: Transaction, appointment_id: str) -> Mapping[str, Any]:
+    from patient_notify.errors import EventRejected
 
-
-async def _claim(tx: Transaction, decision: DispatchDecision) -> Sequence[CloudEvent]:
-    """Insert the intents; only rows this call created get a send event (exactly once)."""
-    n = decision.notifications
-    claimed = await tx.all("claim_notifications", {
-        "natural_keys": [i.natural_key for i in n], "appointment_ids": [i.appointment_id for i in n],
-        "appointment_versions": [i.appointment_version for i in n], "kinds": [i.kind for i in n],
-        "channels": [i.channel for i in n], "recipients": [i.recipient for i in n],
-        "languages": [i.language for i in n], "subjects": [i.subject for i in n],
-        "bodies": [i.body for i in n],
-    })  # fmt: skip
-    return [_send_event(row["id"], row["appointment_id"], row["channel"]) for row in claimed]
-
-
-def _send_event(notification_id: int, appointment_id: str, channel: str) -> CloudEvent:
-    model = SmsSendRequested if channel == "sms" else EmailSendRequested
-    data = model(notification_id=notification_id, appointment_id=appointment_id)
-    return new_event(data, source=SOURCE, subject=str(notification_id))
+    row = await tx.one("dispatch_context", {"appointment_id": appointment_id})
+    if row is None:
+        raise EventRejected(f"unknown appointment {appointment_id}")
+    return row
 
 
 def wire(settings: DispatcherSettings, runtime: Runtime) -> Mapping[str, Route]:
-    return {ReminderDue.TYPE: Dispatcher(runtime).on_reminder_due}
+    dispatcher = Dispatcher(runtime, settings)
+    return {
+        ReminderDue.TYPE: dispatcher.on_reminder_due,
+        ChangeNoticeDue.TYPE: dispatcher.on_notice_due,
+        AppointmentChanged.TYPE: dispatcher.on_appointment_changed,
+    }
 
 
 def new() -> EventFunction[DispatcherSettings]:

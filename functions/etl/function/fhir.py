@@ -9,7 +9,7 @@ the FHIR logical ids ("Patient/9" → "9"); quarantined records keep the typed i
 | Appointment.status (all 10 codes, 1:1)              | status               | quarantined                   |
 | Appointment.start (instant, with offset)            | starts_at            | quarantined ("missing")       |
 | Appointment.participant.actor Patient/x, Location/x | patient_id, location_id | quarantined, also if x is bad |
-| Appointment.meta.versionId (digits)                 | version              | 1; meta.lastUpdated unused    |
+| Appointment.meta.versionId (digits)                 | source_version       | none; meta.lastUpdated unused |
 | Patient.name (use=official, else first) given[0], family | given_name, family_name | no given: quarantined |
 | Patient.communication (preferred, else first)       | language ← .language.coding[0].code | "en"           |
 | Patient extension timezone (or tz-code) valueCode   | timezone (IANA)      | None: the clinic's zone applies |
@@ -138,7 +138,7 @@ def _appointment(resource: dict[str, Any], includes: _Includes) -> tuple[Appoint
     assert isinstance(patient, PatientRecord)  # includes are keyed by their resourceType
     assert isinstance(location, Location)
     values = {"id": resource.get("id"), "patient_id": patient.patient.id, "location_id": location.id,
-              "starts_at": starts_at, "status": status, "version": _version(resource)}  # fmt: skip
+              "starts_at": starts_at, "status": status, "source_version": _version(resource)}  # fmt: skip
     return validated(Appointment, "Appointment", values), patient, location
 
 
@@ -162,11 +162,12 @@ def _reference(reference: object) -> str | None:
     return "/".join(segments[-2:]) if len(segments) >= 2 and segments[-1] else None
 
 
-def _version(resource: dict[str, Any]) -> int:
+def _version(resource: dict[str, Any]) -> int | None:
+    """The appointment system's own version (compared with announced changes); None if not a number."""
     version_id = _get(resource, "meta", "versionId")
     if not (isinstance(version_id, str) and version_id.isascii() and version_id.isdigit()):
-        return 1
-    return int(version_id) if 1 <= int(version_id) < 2**31 else 1  # the column is a PostgreSQL integer
+        return None
+    return int(version_id) if 1 <= int(version_id) < 2**31 else None  # the column is a PostgreSQL integer
 
 
 def _patient(resource: dict[str, Any], region: str, now: datetime) -> PatientRecord:

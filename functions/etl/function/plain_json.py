@@ -8,7 +8,7 @@ One record is one appointment with its patient and location inside it; the schem
 schema, has a status outside the FHIR value set, or whose patient or location is invalid is
 quarantined whole (source id: the appointment's id). Within a well-formed record, phone numbers
 and addresses that cannot be used are dropped as in FHIR (see ``mapping``); ``updated_at`` is
-not used; ``version`` (optional) becomes the appointment's version, else 1.
+not used; ``version`` (optional) is the appointment system's own version of the record.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class _Record(_Wire):
     id: str
     status: str
     start: str
-    version: int = Field(default=1, ge=1, lt=2**31)
+    version: int | None = Field(default=None, ge=1, lt=2**31)
     patient: _Patient | None = None
     location: _Location | None = None
 
@@ -122,7 +122,7 @@ def _record(raw: object, zone: str, region: str) -> tuple[Appointment, PatientRe
         raise InvalidRecord("appointment.location: missing")
     patient, location = _patient(record.patient, region), _location(record.location, zone)
     values = {"id": record.id, "patient_id": patient.patient.id, "location_id": location.id,
-              "starts_at": starts_at, "status": status, "version": record.version}  # fmt: skip
+              "starts_at": starts_at, "status": status, "source_version": record.version}  # fmt: skip
     return validated(Appointment, "appointment", values), patient, location
 
 

@@ -10,7 +10,7 @@ from cloudevents.core.base import BaseCloudEvent
 
 from patient_notify.alerts import raise_alerts
 from patient_notify.codec import model_from_event, new_event
-from patient_notify.events import PING, PingTick
+from patient_notify.events import PING, PingTick, send_request
 from patient_notify.function import EventFunction, Route, Runtime
 from patient_notify.outbox import stage
 from patient_notify.settings import Settings
@@ -42,8 +42,23 @@ class Scheduler:
             if count < self._batch:
                 break
         missed = await self._give_up_missed(now)
+        released = await self._release_held_notices(now)
         drained = await self._runtime.publisher.drain()
-        log.info("reminders.planned", extra={"count": planned, "failed": missed, "published": drained.published})
+        log.info("reminders.planned", extra={
+            "count": planned, "failed": missed, "applied": released, "published": drained.published,
+        })  # fmt: skip
+
+    async def _release_held_notices(self, now: datetime) -> int:
+        """Change notices held through quiet hours whose hold has ended get their send events."""
+        async with self._runtime.db.transaction() as tx:
+            rows = await tx.all("release_held_notices", {"now": now, "limit": self._batch})
+            events = [
+                new_event(send_request(r["id"], r["appointment_id"], r["channel"]), source=SOURCE, subject=str(r["id"]))
+                for r in rows
+            ]  # fmt: skip
+            ids = await stage(tx, events)
+        await self._runtime.publisher.publish(ids)
+        return len(rows)
 
     async def _give_up_missed(self, now: datetime) -> int:
         async with self._runtime.db.transaction() as tx:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from patient_notify.domain.alerts import Alert
@@ -44,6 +44,7 @@ class NotificationIntent:
     language: str
     subject: str
     body: str
+    hold_until: datetime | None = None  # quiet hours: no send event until then
 
 
 @dataclass(frozen=True)

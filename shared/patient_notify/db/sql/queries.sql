@@ -66,7 +66,8 @@ WHERE a.id = missed.id
 RETURNING a.id, a.reminder_local_date, a.starts_at > %(now)s AS upcoming;
 
 -- name: record_processed_event
-INSERT INTO processed_events (source, id, type) VALUES (%(source)s, %(id)s, %(type)s)
+INSERT INTO processed_events (source, id, type, outcome)
+VALUES (%(source)s, %(id)s, %(type)s, coalesce(%(outcome)s, 'applied'))
 ON CONFLICT DO NOTHING
 RETURNING id;
 
@@ -87,12 +88,41 @@ WHERE a.id = %(appointment_id)s;
 
 -- name: claim_notifications
 INSERT INTO notifications (natural_key, appointment_id, appointment_version, kind, channel,
-                           recipient, language, subject, body)
+                           recipient, language, subject, body, hold_until)
 SELECT * FROM unnest(%(natural_keys)s::text[], %(appointment_ids)s::text[],
                      %(appointment_versions)s::int[], %(kinds)s::text[], %(channels)s::text[],
                      %(recipients)s::text[], %(languages)s::text[], %(subjects)s::text[],
-                     %(bodies)s::text[])
+                     %(bodies)s::text[], %(hold_until)s::timestamptz[])
 ON CONFLICT (natural_key) DO NOTHING
+RETURNING id, appointment_id, channel, hold_until;
+
+-- name: set_processed_outcome
+UPDATE processed_events SET outcome = %(outcome)s WHERE source = %(source)s AND id = %(id)s;
+
+-- name: lock_appointment_for_change
+SELECT a.id, a.patient_id, a.location_id, a.starts_at, a.status, a.version, a.source_version,
+       EXISTS (SELECT 1 FROM locations l WHERE l.id = %(location_id)s) AS location_known
+FROM appointments a WHERE a.id = %(appointment_id)s
+FOR UPDATE;
+
+-- name: supersede_pending_reminders
+-- Reminders rendered from older details and not yet sent: the change notice replaces them.
+UPDATE notifications SET status = 'skipped',
+       skip_reason = 'superseded by version ' || %(version)s
+WHERE appointment_id = %(appointment_id)s AND status = 'queued' AND appointment_version < %(version)s
+RETURNING id;
+
+-- name: location_names
+SELECT id, name FROM locations WHERE id = ANY(%(ids)s::text[]);
+
+-- name: release_held_notices
+-- Notices held through quiet hours, due now: released once, in one statement.
+UPDATE notifications SET hold_until = NULL
+WHERE id IN (
+    SELECT id FROM notifications
+    WHERE status = 'queued' AND hold_until IS NOT NULL AND hold_until <= %(now)s
+    ORDER BY hold_until LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+)
 RETURNING id, appointment_id, channel;
 
 -- name: raise_alerts
@@ -176,6 +206,11 @@ WHERE starts_at >= %(window_start)s AND starts_at < %(window_end)s
   AND (last_seen_at IS NULL OR last_seen_at < %(seen_before)s)
 RETURNING id;
 
+-- name: touch_appointments
+-- Seen by this pass, even where an older source version was not applied.
+UPDATE appointments SET last_seen_at = %(seen_at)s, missing_from_source_at = NULL
+WHERE id = ANY(%(ids)s::text[]) AND (last_seen_at IS NULL OR last_seen_at < %(seen_at)s);
+
 -- name: lock_appointments
 -- Taken before upsert_appointments, so its snapshot of the old values cannot go stale.
 SELECT id FROM appointments WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR UPDATE;
@@ -187,17 +222,19 @@ SELECT id FROM appointments WHERE id = ANY(%(ids)s::text[]) ORDER BY id FOR UPDA
 WITH incoming AS (
     SELECT * FROM unnest(%(ids)s::text[], %(patient_ids)s::text[], %(location_ids)s::text[],
                          %(starts)s::timestamptz[], %(statuses)s::text[], %(local_dates)s::date[],
-                         %(due)s::timestamptz[], %(window_ends)s::timestamptz[])
-        AS i (id, patient_id, location_id, starts_at, status, local_date, due_at, window_end)
+                         %(due)s::timestamptz[], %(window_ends)s::timestamptz[],
+                         %(source_versions)s::int[])
+        AS i (id, patient_id, location_id, starts_at, status, local_date, due_at, window_end,
+              source_version)
 ), previous AS (  -- the statement's snapshot: the rows as they were (locked beforehand)
     SELECT a.id, a.starts_at, a.location_id, a.status, a.version
     FROM appointments a JOIN incoming USING (id)
 ), written AS (
     INSERT INTO appointments AS a (id, patient_id, location_id, starts_at, status, version,
                                    reminder_local_date, reminder_due_at, reminder_window_end,
-                                   last_seen_at)
+                                   last_seen_at, source_version)
     SELECT id, patient_id, location_id, starts_at, status, 1, local_date, due_at, window_end,
-           %(seen_at)s
+           %(seen_at)s, source_version
     FROM incoming
     ON CONFLICT (id) DO UPDATE SET
         patient_id = EXCLUDED.patient_id, location_id = EXCLUDED.location_id,
@@ -213,7 +250,11 @@ WITH incoming AS (
                                    THEN a.reminder_handled_at END,
         last_seen_at = EXCLUDED.last_seen_at,
         missing_from_source_at = NULL,
+        source_version = coalesce(EXCLUDED.source_version, a.source_version),
         updated_at = now()
+    -- Never let an older version of the record (a lagging API page) undo a newer one.
+    WHERE a.source_version IS NULL OR EXCLUDED.source_version IS NULL
+       OR EXCLUDED.source_version >= a.source_version
     RETURNING a.id, a.version, a.starts_at, a.location_id, a.status
 )
 SELECT w.id, w.version, w.starts_at, w.location_id, w.status,
