@@ -118,6 +118,12 @@ class EventFunction(Generic[S]):
             # and let the close finish if it can (connections are dropped with the process anyway).
             self._closing = asyncio.get_running_loop().create_task(_close(runtime))
 
+    async def aclose(self) -> None:
+        """Close the pool and HTTP client from inside the loop (tests, embedding)."""
+        if self._runtime is not None:
+            runtime, self._runtime = self._runtime, None
+            await _close(runtime)
+
     async def handle(self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
         if scope.get("method") != "POST":
             await _respond(send, 405, {"error": "POST a CloudEvent"})

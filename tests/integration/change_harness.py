@@ -5,8 +5,8 @@ HTTP ingress, the providers the Twilio and SMTP stand-ins."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,8 +83,8 @@ def _target(event_type: str) -> str:
     return "dispatcher"
 
 
-@contextmanager
-def change_harness(database_url: str) -> Iterator[ChangeHarness]:
+@asynccontextmanager
+async def change_harness(database_url: str) -> AsyncIterator[ChangeHarness]:
     with ExitStack() as stack:
         ingress = stack.enter_context(Receiver())
         twilio = stack.enter_context(TwilioStandIn(ACCOUNT_SID, "token"))
@@ -102,7 +102,11 @@ def change_harness(database_url: str) -> Iterator[ChangeHarness]:
             function = load_module(name, "func").new()
             function.start(cfg)
             functions[name] = function
-        yield ChangeHarness(database_url, ingress, twilio, smtp, functions)
+        try:
+            yield ChangeHarness(database_url, ingress, twilio, smtp, functions)
+        finally:
+            for function in functions.values():
+                await function.aclose()
 
 
 def announced(appointment_id: str, source_version: int, reason: str, starts_at: datetime, location_id: str,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -32,8 +32,8 @@ async def seed(db: Database, appointment_id: str = "appt-1") -> None:
 
 
 @pytest.fixture
-def harness(migrated_database_url: str) -> Iterator[ChangeHarness]:
-    with change_harness(migrated_database_url) as h:
+async def harness(migrated_database_url: str) -> AsyncIterator[ChangeHarness]:
+    async with change_harness(migrated_database_url) as h:
         yield h
 
 
