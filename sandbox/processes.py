@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -40,19 +40,28 @@ class FunctionProcess:
             command, env=self._env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT
         )
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        """Poll the readiness probe, as Kubernetes does, until 200 or the process exits."""
+    @staticmethod
+    def wait_ready_at(url: str, timeout: float = 30.0, check: Callable[[], None] = lambda: None) -> None:
+        """Poll a function's readiness probe, as Kubernetes does, until it answers 200."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self._process.returncode} before it was ready")
+            check()
             try:
-                if httpx.get(f"{self.url}health/readiness", timeout=1.0).status_code == 200:
+                if httpx.get(f"{url}health/readiness", timeout=1.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)  # polling interval of a readiness probe, not a synchronisation
-        raise TimeoutError(f"{self.name} not ready after {timeout} s")
+        raise TimeoutError(f"{url} not ready after {timeout} s")
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait for readiness; fail at once if the process exits first."""
+
+        def still_running() -> None:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self._process.returncode} before it was ready")
+
+        self.wait_ready_at(self.url, timeout, still_running)
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

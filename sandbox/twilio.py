@@ -21,7 +21,7 @@ import re
 import secrets
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
 from functools import partial
@@ -118,6 +118,7 @@ class TwilioStandIn:
         # Bounds how often one (To, Body) is refused, so a test's broker retries always suffice.
         self.max_failures_per_message = max_failures_per_message
         self._failures_by_message: dict[tuple[str, str], int] = {}
+        self.listeners: list[Callable[[SentSms], None]] = []  # told of each accepted message (benchmarks)
         self.callback_delay_s, self.out_of_order = callback_delay_s, out_of_order
         self.invalid_numbers = set(invalid_numbers)
         self.opted_out_numbers = set(opted_out_numbers)
@@ -203,6 +204,8 @@ class TwilioStandIn:
         with self._lock:
             self._messages.append(message)
             self._resources[message.sid] = resource
+        for listener in self.listeners:
+            listener(message)
         if message.status_callback:
             final = "undelivered" if message.to in self.undeliverable_numbers else "delivered"
             statuses = (final, "sent") if self.out_of_order else ("sent", final)

@@ -70,8 +70,8 @@ SCALE = {
     "etl": (None, 1),  # one pass at a time (the ledger's lease enforces it too)
     "scheduler": (None, 1),  # one planner at a time
     "dispatcher": (1, None),  # change notices must not wait for a cold start
-    "sms-sender": (None, 10),
-    "email-sender": (None, 10),
+    "sms-sender": (1, 10),  # change notices must not wait for a cold start
+    "email-sender": (1, 10),
     "patient-notify": (
         1,
         None,
