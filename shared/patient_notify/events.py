@@ -83,7 +83,7 @@ class AppointmentFacts(BaseModel):
     status: AppointmentStatus
 
 
-ChangeReason = Literal["rescheduled", "relocated", "cancelled", "status-changed"]
+ChangeReason = Literal["rescheduled", "relocated", "cancelled", "rebooked", "status-changed"]
 
 
 class AppointmentChanged(EventData):
@@ -93,7 +93,7 @@ class AppointmentChanged(EventData):
     TYPE: ClassVar[str] = "org.patientnotify.appointment.changed.v1"
     appointment_id: str = Field(min_length=1, max_length=200)
     source_version: int = Field(ge=1)  # the appointment system's own version: an older one is ignored
-    reason: Literal["rescheduled", "relocated", "cancelled"]
+    reason: Literal["rescheduled", "relocated", "cancelled", "rebooked"]
     starts_at: AwareDatetime
     location_id: str = Field(min_length=1, max_length=200)
     status: AppointmentStatus

@@ -11,9 +11,11 @@ import pytest
 from cloudevents.core.bindings.http import to_structured_event
 
 from patient_notify.catalog import SourceBatch, save_batch
+from patient_notify.changelog import record_changes
 from patient_notify.codec import decode_http, new_event
 from patient_notify.db import Database
 from patient_notify.domain.changes import changes_in
+from patient_notify.events import ChangeNoticeDue
 from tests.builders import make_appointment, make_contact, make_location, make_patient
 from tests.integration.change_harness import ChangeHarness, announced, change_harness, reminder_due
 
@@ -96,14 +98,42 @@ class TestAnnouncedChange:
         """The ETL's notice.due and the later announcement of the same facts produce one notice per channel."""
         await seed(db)
         moved = make_appointment(id="appt-1", starts_at=START + timedelta(days=2), source_version=2)
-        async with db.transaction() as tx:
-            changes = changes_in(
-                await save_batch(tx, SourceBatch(appointments=[moved])), detected_by="/patient-notify/etl"
-            )
+        async with db.transaction() as tx:  # what an ETL page does: write, detect, record
+            rows = await save_batch(tx, SourceBatch(appointments=[moved]))
+            changes = changes_in(rows, detected_by="/patient-notify/etl")
+            await record_changes(tx, changes)
         await harness.deliver(new_event(changes[0], source="/patient-notify/etl", subject="appt-1"))
         await harness.deliver(announced("appt-1", 2, "rescheduled", START + timedelta(days=2), "loc-1"))
         await drain(harness)
         assert harness.sent("appt-1") == [("change", "sms", 2, "sent"), ("change", "email", 2, "sent")]
+
+
+class TestForgedInternalEvents:
+    async def test_a_notice_due_for_a_change_nobody_made_is_rejected(
+        self, harness: ChangeHarness, db: Database
+    ) -> None:
+        """notice.due only names a change; one the database has no record of is rejected, not sent."""
+        await seed(db)
+        forged = ChangeNoticeDue.model_validate({
+            "appointment_id": "appt-1", "version": 1, "reason": "cancelled", "detected_by": "x",
+            "previous": {"starts_at": START.isoformat(), "location_id": "loc-1", "status": "booked"},
+            "current": {"starts_at": START.isoformat(), "location_id": "loc-1", "status": "cancelled"},
+        })  # fmt: skip
+        assert await harness.deliver(new_event(forged, source="/patient-notify/etl")) == 202
+        await drain(harness)
+        assert harness.twilio.messages == [] and harness.appointment("appt-1") == (1, "booked")
+
+    async def test_a_reinstated_appointment_is_announced_as_booked_again(
+        self, harness: ChangeHarness, db: Database
+    ) -> None:
+        """Cancelled, then booked again: the patient hears both, the second saying it is booked again."""
+        await seed(db)
+        await harness.deliver(announced("appt-1", 2, "cancelled", START, "loc-1", "cancelled"))
+        await drain(harness)
+        await harness.deliver(announced("appt-1", 3, "rebooked", START, "loc-1", "booked"))
+        await drain(harness)
+        assert [kind for kind, channel, *_ in harness.sent("appt-1") if channel == "sms"] == ["cancellation", "change"]
+        assert "booked again" in harness.twilio.messages[-1].body
 
 
 class TestAuthentication:

@@ -92,12 +92,14 @@ class TestPass:
         assert set(api.faults) == {"500", "503", "stall", "drop"} and report.counts["retries"] == api.failures_injected
         assert report.counts["requests"] <= 1.15 * pages, report.summary()
 
-    async def test_a_rerun_changes_nothing(self, etl: Etl, db: Database) -> None:
-        """A second pass over unchanged data writes no new version and emits no event."""
+    async def test_a_rerun_changes_nothing(self, db: Database, api: PatientApiStandIn) -> None:
+        """A second full pass over unchanged data fetches it all again, writes no new version, emits nothing."""
+        etl = Etl(db, _settings(api, ETL_FULL_RECONCILE_HOURS="0.000001"))  # every pass is a full one
         await etl.run()
         before = _query(db, "SELECT id, version, updated_at FROM appointments ORDER BY id")
         report = await etl.run()
-        assert report.status == "succeeded" and report.counts["changed"] == 0
+        assert report.status == "succeeded" and report.mode == "full" and report.counts["fetched"] > 1000
+        assert report.counts["changed"] == 0
         assert [row[:2] for row in _query(db, "SELECT id, version, updated_at FROM appointments ORDER BY id")] == [
             row[:2] for row in before
         ]
@@ -137,7 +139,7 @@ class TestOutage:
         before = api.requests
         third = await etl.run()
         assert third.status == "failed" and api.requests == before  # open: the source is left alone
-        assert _query(db, "SELECT kind FROM alerts") == [("etl_pass_failed",)]
+        assert _query(db, "SELECT kind FROM alerts") == [("etl_pass_failed",)] * 3  # one per failed attempt
 
         api.fail_everything = False
         clock.now += 61  # the cooldown passes: the breaker lets a trial through
@@ -149,6 +151,36 @@ class TestOutage:
         assert sorted(r[0] for r in _query(db, "SELECT id FROM appointments")) == sorted(
             population.appointment_ids_between(start, end)
         )
+
+
+class TestLease:
+    async def test_a_pass_that_lost_its_lease_lands_nothing(self, db: Database, api: PatientApiStandIn) -> None:
+        """A pass that outlived its lease, after another pass resumed its run, cannot land a page."""
+        api.failure_rate = 0.0
+        api.outage_after_pages = 2
+        settings = _settings(api, ETL_ATTEMPTS="2")
+        async with etl_func.source_http(settings) as http:
+            slow = etl_func.build_pass(settings, db, None, resilience.CircuitBreaker(), http)
+            assert (await slow.run()).status == "failed"
+            [run] = [dict(zip(("id", "resumes", "started_at"), r, strict=True))
+                     for r in _query(db, "SELECT id, resumes, started_at FROM etl_runs")]  # fmt: skip
+            with psycopg.connect(db.url, autocommit=True) as conn:  # another pass resumed the run meanwhile
+                conn.execute("UPDATE etl_runs SET status = 'running', resumes = resumes + 1")
+            api.fail_everything = False
+            page = await slow._fetch(_query(db, "SELECT next_url FROM etl_runs")[0][0])
+            before = _query(db, "SELECT count(*) FROM appointments")
+            with pytest.raises(load_module("etl", "etl_pass").LeaseLost):
+                await slow._land(run, page)
+        assert _query(db, "SELECT count(*) FROM appointments") == before
+
+    async def test_a_checkpoint_that_keeps_failing_is_abandoned(self, db: Database, api: PatientApiStandIn) -> None:
+        """After five failed resumes the run is superseded and a fresh pass starts from the first page."""
+        api.fail_everything = True
+        etl = Etl(db, _settings(api, ETL_ATTEMPTS="1"))
+        for _ in range(7):  # the first attempt, five resumes, then a fresh pass
+            assert (await etl.run()).status == "failed"
+        assert _query(db, "SELECT status, resumes FROM etl_runs ORDER BY id") == [("superseded", 5), ("failed", 0)]
+        assert _query(db, "SELECT count(*) FROM alerts WHERE kind = 'etl_pass_failed'")[0][0] == 7
 
 
 class TestQuarantine:

@@ -48,6 +48,7 @@ class TestChangesIn:
         ({"location_id": "loc-2"}, "relocated"),
         ({"status": "cancelled"}, "cancelled"),
         ({"status": "noshow"}, "status-changed"),
+        ({"old_status": "cancelled"}, "rebooked"),  # reinstated after a cancellation
     ])  # fmt: skip
     def test_each_change_is_one_event_with_its_reason_and_version(
         self, overrides: dict[str, object], reason: str

@@ -96,9 +96,20 @@ class TestCircuitBreaker:
             await client.get("http://source/x")
         assert client.requests == 0
 
-    def test_after_the_cooldown_it_lets_a_trial_through(self) -> None:
-        """Once the cooldown has passed, the breaker half-opens."""
-        breaker = resilience.CircuitBreaker(cooldown_s=0.0)
+    def test_after_the_cooldown_one_trial_decides(self) -> None:
+        """After the cooldown one call goes through: a failure reopens at once, a success closes it."""
+        now = [0.0]
+        breaker = resilience.CircuitBreaker(cooldown_s=30.0, clock=lambda: now[0])
         for _ in range(10):
             breaker.record(False)
+        assert breaker.is_open
+        now[0] = 31.0
+        assert not breaker.is_open  # half-open: a trial
+        breaker.record(False)
+        assert breaker.is_open  # the trial failed: open again, for another cooldown
+        now[0] = 62.0
         assert not breaker.is_open
+        breaker.record(True)
+        for _ in range(8):
+            breaker.record(False)
+        assert not breaker.is_open  # closed afresh: the old failures are forgotten, nine calls are too few

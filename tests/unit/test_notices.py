@@ -38,7 +38,7 @@ def context(**appointment: object) -> DispatchContext:
 class TestNoticeTexts:
     @settings(max_examples=200, deadline=None)
     @given(
-        reason=st.sampled_from(["rescheduled", "relocated", "cancelled"]),
+        reason=st.sampled_from(["rescheduled", "relocated", "cancelled", "rebooked"]),
         language=st.sampled_from(["en", "es", "pt"]),
         name=st.text(max_size=40),
         venue=st.text(min_size=1, max_size=90),

@@ -7,6 +7,7 @@ import logging
 from cloudevents.core.base import BaseCloudEvent
 
 from patient_notify.catalog import SourceBatch, save_batch
+from patient_notify.changelog import record_changes
 from patient_notify.db import Transaction
 from patient_notify.domain.changes import changes_in
 from patient_notify.domain.models import Appointment
@@ -38,4 +39,5 @@ async def apply_announced_change(
     )  # fmt: skip
     rows = await save_batch(tx, SourceBatch(appointments=[current]))
     changes = changes_in(rows, detected_by=event.get_source())
+    await record_changes(tx, changes)
     return changes[0] if changes else None

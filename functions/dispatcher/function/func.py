@@ -16,6 +16,7 @@ from cloudevents.core.base import BaseCloudEvent
 from pydantic import Field, SecretStr
 
 from patient_notify.alerts import raise_alerts
+from patient_notify.changelog import recorded_change
 from patient_notify.codec import model_from_event
 from patient_notify.db import Transaction
 from patient_notify.domain.dispatch import DispatchDecision, plan_reminder_dispatch
@@ -67,7 +68,8 @@ class Dispatcher:
         due = model_from_event(event, ChangeNoticeDue)
 
         async def plan(tx: Transaction) -> DispatchDecision | None:
-            return await self._plan_notice(tx, due)
+            # The event only names the change; what changed is read from the database's record.
+            return await self._plan_notice(tx, await recorded_change(tx, due.appointment_id, due.version))
 
         await self._dispatch(event, plan)
 
@@ -85,12 +87,14 @@ class Dispatcher:
     async def _plan_notice(self, tx: Transaction, due: ChangeNoticeDue) -> DispatchDecision:
         row = await _context_row(tx, due.appointment_id)
         names = {r["id"]: r["name"] for r in await tx.all("location_names", {"ids": [due.previous.location_id]})}
-        await tx.all("supersede_pending_reminders", {"appointment_id": due.appointment_id, "version": due.version})
-        return plan_change_notice(
+        decision = plan_change_notice(
             context_from_row(row), version=due.version, reason=due.reason, previous_start=due.previous.starts_at,
             previous_venue=names.get(due.previous.location_id, ""), now=datetime.now(UTC),
             quiet=self._settings.quiet_hours(),
         )  # fmt: skip
+        if decision.notifications:  # only a notice that replaces them makes older queued messages moot
+            await tx.all("supersede_pending_reminders", {"appointment_id": due.appointment_id, "version": due.version})
+        return decision
 
     async def _dispatch(self, event: BaseCloudEvent, plan: Any) -> None:
         """Once per inbound event: plan in one transaction with the claims and their send events."""

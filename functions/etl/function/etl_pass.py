@@ -17,21 +17,27 @@ from typing import Any
 
 from patient_notify.alerts import raise_alerts
 from patient_notify.catalog import save_batch
+from patient_notify.changelog import record_changes
 from patient_notify.codec import new_event
 from patient_notify.db import Database, Transaction
 from patient_notify.domain.alerts import Alert
 from patient_notify.domain.changes import changes_in
+from patient_notify.errors import PatientNotifyError
 from patient_notify.outbox import Publisher, stage
 
 from .mapping import MappedPage, PageMalformed
 from .resilience import SourceClient, SourceUnavailable
 from .runs import PassReport, plan_pass
 
-__all__ = ["EtlPass", "PassSettings", "SourceSpec"]
+__all__ = ["EtlPass", "LeaseLost", "PassSettings", "SourceSpec"]
 
 log = logging.getLogger(__name__)
 SOURCE = "/patient-notify/etl"
 _MALFORMED_TRIES = 3
+
+
+class LeaseLost(PatientNotifyError):
+    """Another pass took this run over (this one outlived its lease): stop without writing."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,9 @@ class PassSettings:
     lookback: timedelta = timedelta(minutes=10)
     full_every: timedelta = timedelta(hours=24)
     page_size: int = 500
-    lease: timedelta = timedelta(minutes=5)
+    lease: timedelta = timedelta(minutes=10)  # longer than one page can take with every retry
+    max_resumes: int = 5  # a checkpoint failing this often is abandoned for a fresh pass
+    max_resume_age: timedelta = timedelta(hours=6)
 
 
 class EtlPass:
@@ -69,9 +77,14 @@ class EtlPass:
             await self._pages(run)
             await self._finish(run)
             report.status = "succeeded"
+        except LeaseLost:
+            report.status, report.error = "superseded", "another pass took over this run"
         except SourceUnavailable as exc:
             await self._fail(run, exc.reason)
             report.status, report.error = "failed", exc.reason
+        except Exception as exc:  # a bug or the database: recorded and alerted, then raised (5xx)
+            await self._fail(run, f"{type(exc).__name__} while running the pass")
+            raise
         report.duration_s = time.monotonic() - started
         report.counts = await self._counts(run["id"])
         log.log(logging.INFO if report.status == "succeeded" else logging.ERROR, f"etl.{report.status}",
@@ -85,10 +98,13 @@ class EtlPass:
             await tx.run("lock_etl_source", {"source": name})
             if await tx.one("live_etl_run", {"source": name}):
                 return None
-            resumed = await tx.one("resume_etl_run", {"source": name, "lease_s": lease_s})
+            s = self._settings
+            resumed = await tx.one("resume_etl_run", {
+                "source": name, "lease_s": lease_s, "max_resumes": s.max_resumes,
+                "max_age_s": s.max_resume_age.total_seconds(),
+            })  # fmt: skip
             if resumed:
                 return dict(resumed)
-            s = self._settings
             plan = plan_pass(await tx.one("etl_history", {"source": name}), now,
                              horizon=s.horizon, lookback=s.lookback, full_every=s.full_every)  # fmt: skip
             first = self._source.first_url(plan.window_start, plan.window_end, plan.since, s.page_size)
@@ -133,14 +149,17 @@ class EtlPass:
         async with self._db.transaction() as tx:
             rows = await save_batch(tx, page.batch, seen_at=run["started_at"])
             changes = changes_in(rows, detected_by="etl")
+            await record_changes(tx, changes)
             ids = await stage(tx, [new_event(c, source=SOURCE, subject=c.appointment_id) for c in changes])
             for bad in page.quarantined:
                 await _quarantine(tx, self._source.name, bad.source_id, bad.reason, bad.raw)
-            await tx.run("advance_etl_run", {
-                "id": run["id"], "next_url": page.next_url, "fetched": page.fetched, "upserted": len(rows),
-                "changed": len(changes), "rejected": len(page.quarantined), "requests": requests,
-                "retries": retries, "lease_s": self._settings.lease.total_seconds(),
+            advanced = await tx.one("advance_etl_run", {
+                "id": run["id"], "epoch": run["resumes"], "next_url": page.next_url, "fetched": page.fetched,
+                "upserted": len(rows), "changed": len(changes), "rejected": len(page.quarantined),
+                "requests": requests, "retries": retries, "lease_s": self._settings.lease.total_seconds(),
             })  # fmt: skip
+            if advanced is None:
+                raise LeaseLost  # rolls this page back: the pass holding the lease lands it
         return ids
 
     async def _finish(self, run: dict[str, Any]) -> None:
@@ -151,18 +170,24 @@ class EtlPass:
                     "now": datetime.now(UTC), "window_start": run["window_start"],
                     "window_end": run["window_end"], "seen_before": run["started_at"],
                 })  # fmt: skip
+            fence = {"id": run["id"], "epoch": run["resumes"]}
             row = await tx.one(
-                "finish_etl_run", {"id": run["id"], "status": "succeeded", "missing": len(missing), "error": None}
+                "finish_etl_run", {**fence, "status": "succeeded", "missing": len(missing), "error": None}
             )
-            await raise_alerts(tx, _pass_alerts(run["id"], row or {}, len(missing)))
+            if row is None:
+                raise LeaseLost  # rolls back the missing marks too
+            await raise_alerts(tx, _pass_alerts(run["id"], row, len(missing)))
 
     async def _fail(self, run: dict[str, Any], reason: str) -> None:
         requests, retries = self._uncounted()
         async with self._db.transaction() as tx:
-            await tx.run("count_etl_requests", {"id": run["id"], "requests": requests, "retries": retries})
-            await tx.one("finish_etl_run", {"id": run["id"], "status": "failed", "missing": 0, "error": reason})
+            fence = {"id": run["id"], "epoch": run["resumes"]}
+            await tx.run("count_etl_requests", {**fence, "requests": requests, "retries": retries})
+            if await tx.one("finish_etl_run", {**fence, "status": "failed", "missing": 0, "error": reason}) is None:
+                return  # another pass holds the run now: its outcome is the one to report
             detail = f"{self._source.name}: {reason}; the next pass resumes from its checkpoint"
-            alert = Alert(f"etl-failed:{run['id']}", "etl_pass_failed", "critical", str(run["id"]), detail)
+            key = f"etl-failed:{run['id']}:{run['resumes']}"  # each failed attempt at the run is seen
+            alert = Alert(key, "etl_pass_failed", "critical", str(run["id"]), detail)
             await raise_alerts(tx, [alert])
 
     async def _counts(self, run_id: int) -> dict[str, int]:

@@ -50,18 +50,24 @@ class CircuitBreaker:
     def __post_init__(self) -> None:
         self._outcomes: deque[bool] = deque(maxlen=self.window)
         self._opened_at: float | None = None
+        self._trial = False
 
     @property
     def is_open(self) -> bool:
         if self._opened_at is None:
             return False
         if self.clock() - self._opened_at >= self.cooldown_s:
-            self._opened_at = None  # half-open: the next call is a trial
-            self._outcomes.clear()
+            self._opened_at, self._trial = None, True  # half-open: the next call is a trial
             return False
         return True
 
     def record(self, ok: bool) -> None:
+        if self._trial:  # the trial decides: a failure reopens at once, a success closes afresh
+            self._trial = False
+            self._outcomes.clear()
+            if not ok:
+                self._opened_at = self.clock()
+                return
         self._outcomes.append(ok)
         failures = self._outcomes.count(False)
         if len(self._outcomes) >= self.min_calls and failures / len(self._outcomes) >= self.failure_share:
@@ -87,17 +93,16 @@ class SourceClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        self.retries += 1
-                    return await self._attempt(url)
+                    return await self._attempt(url, retry=attempt.retry_state.attempt_number > 1)
         except _Retryable as exc:
             raise SourceUnavailable(f"gave up after {self._attempts} attempts: {exc.reason}") from exc
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    async def _attempt(self, url: str) -> bytes:
+    async def _attempt(self, url: str, *, retry: bool) -> bytes:
         if self._breaker.is_open:
             raise SourceUnavailable("circuit open: the source has been failing")
         self.requests += 1
+        self.retries += retry
         try:
             response = await self._http.get(url)
         except httpx.TransportError as exc:  # timeouts, refused, dropped connections

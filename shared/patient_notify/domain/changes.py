@@ -33,6 +33,8 @@ def _changed(row: Mapping[str, Any], detected_by: str) -> ChangeNoticeDue:
 def _reason(before: AppointmentFacts, after: AppointmentFacts) -> str:
     if after.status == "cancelled" and before.status != "cancelled":
         return "cancelled"
+    if before.status == "cancelled" and after.status == "booked":
+        return "rebooked"
     if after.status != before.status:
         return "status-changed"
     return "rescheduled" if after.starts_at != before.starts_at else "relocated"

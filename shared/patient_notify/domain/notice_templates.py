@@ -17,17 +17,21 @@ _SMS = {
     ("en", "rescheduled"): "Hi{name}, your appointment on {old_date} at {old_time} has moved to {date} at {time}, {venue}. Questions? Call {phone}.",
     ("en", "relocated"): "Hi{name}, your appointment on {date} at {time} is now at {venue}, not {old_venue}. Questions? Call {phone}.",
     ("en", "cancelled"): "Hi{name}, your appointment on {date} at {time} at {venue} is cancelled. To rebook call {phone}.",
+    ("en", "rebooked"): "Hi{name}, your appointment is booked again: {date} at {time}, {venue}. Questions? Call {phone}.",
     ("es", "rescheduled"): "Hola{name}, su cita del {old_date} a las {old_time} pasa al {date} a las {time}, {venue}. Dudas: llame al {phone}.",
     ("es", "relocated"): "Hola{name}, su cita del {date} a las {time} cambia de lugar: {venue}, no {old_venue}. Dudas: llame al {phone}.",
     ("es", "cancelled"): "Hola{name}, su cita del {date} a las {time} en {venue} ha sido anulada. Para pedir otra llame al {phone}.",
+    ("es", "rebooked"): "Hola{name}, su cita vuelve a estar confirmada: {date} a las {time}, {venue}. Dudas: llame al {phone}.",
 }  # fmt: skip
 _SUBJECT = {
     ("en", "rescheduled"): "Your appointment has moved to {date} at {time}",
     ("en", "relocated"): "Your appointment on {date} at {time} has a new venue",
     ("en", "cancelled"): "Your appointment on {date} at {time} is cancelled",
+    ("en", "rebooked"): "Your appointment on {date} at {time} is booked again",
     ("es", "rescheduled"): "Su cita pasa al {date} a las {time}",
     ("es", "relocated"): "Su cita del {date} a las {time} cambia de lugar",
     ("es", "cancelled"): "Su cita del {date} a las {time} ha sido anulada",
+    ("es", "rebooked"): "Su cita del {date} a las {time} vuelve a estar confirmada",
 }  # fmt: skip
 _EMAIL = {
     "en": "Hello{name},\n\n{subject}.\n\nNow: {date} at {time}, {venue}{address}.\nBefore: {old_date} at {old_time}, "
@@ -49,7 +53,7 @@ class NoticeFacts:
 
 
 def render_notice(reason: str, channel: Channel, language: str, facts: NoticeFacts) -> Rendered:
-    """``reason`` is rescheduled, relocated or cancelled."""
+    """``reason`` is rescheduled, relocated, cancelled or rebooked."""
     lang = language_for(language)
     fields = {
         **when_fields(facts.starts_at_local, lang), **when_fields(facts.previous_starts_at_local, lang, "old_"),

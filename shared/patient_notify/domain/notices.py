@@ -15,7 +15,7 @@ from patient_notify.domain.templates import language_for
 
 __all__ = ["NOTIFIED_REASONS", "QuietHours", "hold_until", "plan_change_notice"]
 
-NOTIFIED_REASONS = frozenset({"rescheduled", "relocated", "cancelled"})
+NOTIFIED_REASONS = frozenset({"rescheduled", "relocated", "cancelled", "rebooked"})
 
 
 @dataclass(frozen=True)

@@ -252,8 +252,11 @@ WITH incoming AS (
         missing_from_source_at = NULL,
         source_version = coalesce(EXCLUDED.source_version, a.source_version),
         updated_at = now()
-    -- Never let an older version of the record (a lagging API page) undo a newer one.
-    WHERE a.source_version IS NULL OR EXCLUDED.source_version IS NULL
+    -- Never let an older version of the record (a lagging API page) undo a newer one: by the
+    -- source's version when both carry one, else by time (a page from a pass that began before
+    -- the row's last write, e.g. an announced change, does not overwrite it).
+    WHERE a.source_version IS NULL
+       OR (EXCLUDED.source_version IS NULL AND EXCLUDED.last_seen_at > a.updated_at)
        OR EXCLUDED.source_version >= a.source_version
     RETURNING a.id, a.version, a.starts_at, a.location_id, a.status
 )
@@ -288,6 +291,8 @@ UPDATE etl_runs SET status = 'running', resumes = resumes + 1, error = NULL,
 WHERE id = (
     SELECT id FROM etl_runs
     WHERE source = %(source)s AND status IN ('running', 'failed') AND next_url IS NOT NULL
+      -- a checkpoint that keeps failing, or has aged, is abandoned for a fresh pass
+      AND resumes < %(max_resumes)s AND started_at > now() - make_interval(secs => %(max_age_s)s)
     ORDER BY id DESC LIMIT 1
 )
 RETURNING *;
@@ -313,12 +318,13 @@ UPDATE etl_runs SET next_url = %(next_url)s, pages = pages + 1, fetched = fetche
        upserted = upserted + %(upserted)s, changed = changed + %(changed)s,
        rejected = rejected + %(rejected)s, requests = requests + %(requests)s,
        retries = retries + %(retries)s, lease_until = now() + make_interval(secs => %(lease_s)s)
-WHERE id = %(id)s;
+WHERE id = %(id)s AND status = 'running' AND resumes = %(epoch)s  -- fenced: only the lease holder
+RETURNING id;
 
 -- name: finish_etl_run
 UPDATE etl_runs SET status = %(status)s, finished_at = now(), missing = %(missing)s,
        error = %(error)s, lease_until = now()
-WHERE id = %(id)s
+WHERE id = %(id)s AND status = 'running' AND resumes = %(epoch)s
 RETURNING rejected;
 
 -- name: etl_run_counts
@@ -327,4 +333,14 @@ FROM etl_runs WHERE id = %(id)s;
 
 -- name: count_etl_requests
 UPDATE etl_runs SET requests = requests + %(requests)s, retries = retries + %(retries)s
-WHERE id = %(id)s;
+WHERE id = %(id)s AND status = 'running' AND resumes = %(epoch)s;
+
+-- name: record_appointment_versions
+INSERT INTO appointment_versions (appointment_id, version, reason, previous, current, detected_by)
+SELECT * FROM unnest(%(appointment_ids)s::text[], %(versions)s::int[], %(reasons)s::text[],
+                     %(previous)s::jsonb[], %(current)s::jsonb[], %(detected_by)s::text[])
+ON CONFLICT DO NOTHING;
+
+-- name: appointment_version
+SELECT appointment_id, version, reason, previous, current, detected_by
+FROM appointment_versions WHERE appointment_id = %(appointment_id)s AND version = %(version)s;
