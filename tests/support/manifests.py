@@ -3,6 +3,10 @@
 No cluster, no `func` or `kubectl`: PyYAML + jsonschema with the schemas in tests/schemas/
 (see its README for where they come from), plus the checks a schema cannot express (the
 RabbitMQ broker's rules, cron, durations, the retry budget, cross-references between files).
+Each overlay under knative/overlays/ is rendered as ``kubectl apply -k`` would (the subset of
+kustomize it uses: resources, namespace, inline patches, images) and what it would apply is
+checked as a whole: every emitted event type routed, NetworkPolicies that admit exactly the
+pods they should, the migration Job's image, the all-in-one function routing like the Triggers.
 
 Used by tests/unit/test_manifests.py and, through ``python -m tests.support.manifests``, by
 ``task check``. Every ``check_*`` function returns a list of problems (strings that name the
@@ -14,9 +18,11 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import copy
 import itertools
 import json
 import math
+import posixpath
 import re
 import sys
 import zoneinfo
@@ -29,7 +35,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from patient_notify.events import EVENT_MODELS, PING
+from function.routing import step_for
+from patient_notify.events import EVENT_MODELS, PING, AppointmentChanged
+from patient_notify.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = REPO_ROOT / "tests" / "schemas"
@@ -771,7 +779,7 @@ def check_ping_triggers(project: Project) -> list[str]:
     return problems
 
 
-def check_broker(doc: Document, project: Project) -> list[str]:
+def check_broker(doc: Document, project: Project, names: set[str] | None = None) -> list[str]:
     """RabbitMQ class, config refers to a RabbitmqBrokerConfig defined here, default delivery."""
     problems = []
     annotations = doc.metadata.get("annotations") or {}
@@ -784,7 +792,8 @@ def check_broker(doc: Document, project: Project) -> list[str]:
             f"{doc.label}: spec.config must refer to a RabbitmqBrokerConfig defined under knative/ "
             f"(defined: {sorted(configs)}), got {config!r}"
         )
-    problems.extend(check_delivery(doc.spec.get("delivery"), doc.label, project.function_names))
+    names = project.function_names if names is None else names
+    problems.extend(check_delivery(doc.spec.get("delivery"), doc.label, names))
     return problems
 
 
@@ -1013,6 +1022,7 @@ def check_func_config(func: FuncConfig, project: Project) -> list[str]:
     if health != HEALTH_ENDPOINTS:
         problems.append(f"{label}: deploy.healthEndpoints should be {HEALTH_ENDPOINTS}, got {health}")
     problems.extend(check_env_references(func, project))
+    problems.extend(check_concurrency(func))
     return problems
 
 
@@ -1060,12 +1070,623 @@ def check_env_references(func: FuncConfig, project: Project) -> list[str]:
     return problems
 
 
+# --------------------------------------------------------------------------- kustomize (the subset used)
+
+OVERLAYS_DIR = f"{KNATIVE_DIR}/overlays"
+ALL_IN_ONE_OVERLAY = f"{OVERLAYS_DIR}/all-in-one"
+REQUIRED_OVERLAYS = (f"{OVERLAYS_DIR}/split", ALL_IN_ONE_OVERLAY)
+# The fields the offline renderer implements; any other field is reported, never ignored.
+KUSTOMIZE_FIELDS = frozenset({"apiVersion", "kind", "metadata", "namespace", "resources", "patches", "images"})
+PATCH_TARGET_FIELDS = frozenset({"group", "version", "kind", "name", "namespace"})
+_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Job": ("spec", "template", "spec"),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What ``kubectl apply -k <directory>`` would send, and what stopped it rendering cleanly."""
+
+    directory: str
+    documents: list[Document]
+    problems: list[str]
+
+
+def kustomization_directories(project: Project) -> list[str]:
+    """Directories (relative to the root) holding a kustomization.yaml, sorted."""
+    return sorted(
+        posixpath.dirname(doc.source)
+        for doc in project.manifests
+        if (doc.api_version, doc.kind) == KUSTOMIZATION_KIND and posixpath.basename(doc.source) == KUSTOMIZATION_FILE
+    )
+
+
+def render_roots(project: Project) -> list[str]:
+    """Kustomizations that no other one lists: what ``kubectl apply -k`` is pointed at."""
+    directories = kustomization_directories(project)
+    listed: set[str] = set()
+    for directory in directories:
+        kustomization = _kustomization(project, directory)
+        entries = kustomization.body.get("resources") if kustomization else None
+        listed.update(_join(directory, str(entry)) for entry in entries or [])
+    return [directory for directory in directories if directory not in listed]
+
+
+def render_kustomization(project: Project, directory: str, _stack: tuple[str, ...] = ()) -> Rendered:
+    """Resources, namespace, inline patches (JSON 6902 or merge) and images, as kustomize does.
+
+    Rendered documents keep their file as ``source``; one an overlay changed gets
+    `` via <overlay>`` appended, so a problem names both. Nothing is read from disk: the
+    documents come from ``project`` (so a test can break a copy in memory).
+    """
+    label = f"{directory}/{KUSTOMIZATION_FILE}"
+    kustomization = _kustomization(project, directory)
+    if directory in _stack:
+        return Rendered(directory, [], [f"{label}: resources form a cycle ({' -> '.join((*_stack, directory))})"])
+    if kustomization is None:
+        return Rendered(directory, [], [f"{directory}: has no {KUSTOMIZATION_FILE}"])
+    body = kustomization.body
+    problems = [
+        f"{label}: {field} is not implemented by the offline renderer (tests/support/manifests.py)"
+        for field in body
+        if field not in KUSTOMIZE_FIELDS
+    ]
+    documents, found = _render_resources(project, directory, body.get("resources") or [], (*_stack, directory))
+    problems += found
+    namespace = body.get("namespace")
+    if isinstance(namespace, str):
+        documents = [_with_namespace(doc, namespace, directory) for doc in documents]
+    for index, patch in enumerate(body.get("patches") or []):
+        documents, found = _apply_patch(documents, patch, directory)
+        problems += [f"{label}: patches[{index}]: {problem}" for problem in found]
+    for entry in body.get("images") or []:
+        documents, found = _set_image(documents, entry, directory)
+        problems += [f"{label}: images: {problem}" for problem in found]
+    return Rendered(directory, documents, problems)
+
+
+def _render_resources(
+    project: Project, directory: str, entries: Sequence[Any], stack: tuple[str, ...]
+) -> tuple[list[Document], list[str]]:
+    label = f"{directory}/{KUSTOMIZATION_FILE}"
+    documents: list[Document] = []
+    problems: list[str] = []
+    templates = {doc.source for doc in project.examples}
+    for entry in entries:
+        path = _join(directory, str(entry))
+        files = [copy.deepcopy(doc) for doc in project.manifests if doc.source == path]
+        if _kustomization(project, path) is not None:
+            nested = render_kustomization(project, path, stack)
+            documents += nested.documents
+            problems += nested.problems
+        elif files:
+            documents += files
+        elif path not in templates:  # a listed template is reported by check_kustomizations
+            problems.append(f"{label}: resource {entry!r} does not exist (no YAML file or kustomization at {path})")
+    return documents, problems
+
+
+def _kustomization(project: Project, directory: str) -> Document | None:
+    source = f"{directory}/{KUSTOMIZATION_FILE}"
+    found = [
+        doc for doc in project.manifests if doc.source == source and (doc.api_version, doc.kind) == KUSTOMIZATION_KIND
+    ]
+    return found[0] if found else None
+
+
+def _join(directory: str, entry: str) -> str:
+    return posixpath.normpath(posixpath.join(directory, entry))
+
+
+def _changed(doc: Document, body: JsonObject, directory: str) -> Document:
+    marker = f" via {directory}"
+    return Document(doc.source if doc.source.endswith(marker) else doc.source + marker, doc.index, body)
+
+
+def _with_namespace(doc: Document, namespace: str, directory: str) -> Document:
+    if (doc.api_version, doc.kind) in CLUSTER_SCOPED_KINDS or doc.metadata.get("namespace") == namespace:
+        return doc
+    body = copy.deepcopy(doc.body)
+    body.setdefault("metadata", {})["namespace"] = namespace
+    return _changed(doc, body, directory)
+
+
+def _apply_patch(documents: list[Document], patch: Any, directory: str) -> tuple[list[Document], list[str]]:
+    if not isinstance(patch, dict):
+        return documents, ["not a mapping"]
+    if "path" in patch:
+        return documents, [
+            "write the patch inline (patch: |-): a patch file under knative/ would be read as a manifest"
+        ]
+    try:
+        content = yaml.load(str(patch.get("patch", "")), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        return documents, [f"the patch is not YAML: {error}"]
+    target = patch.get("target")
+    if target is None and isinstance(content, dict):  # a merge patch names its own target
+        group, _, version = str(content.get("apiVersion", "")).rpartition("/")
+        name = (content.get("metadata") or {}).get("name")
+        target = {"group": group, "version": version, "kind": content.get("kind"), "name": name}
+    if not isinstance(target, dict) or not target:
+        return documents, ["no target: set target (kind, name) for a JSON 6902 patch"]
+    if unknown := sorted(set(target) - PATCH_TARGET_FIELDS):
+        return documents, [f"target fields {unknown} are not implemented by the offline renderer"]
+    if not isinstance(content, list | dict):
+        return documents, ["the patch is neither a list of JSON 6902 operations nor a merge patch"]
+    matched = [index for index, doc in enumerate(documents) if _targets(target, doc)]
+    if not matched:
+        return documents, [f"target {target} matches no resource"]
+    patched, problems = list(documents), []
+    for index in matched:
+        body = copy.deepcopy(documents[index].body)
+        try:
+            body = apply_json_patch(body, content) if isinstance(content, list) else apply_merge_patch(body, content)
+        except ValueError as error:
+            problems.append(f"cannot apply to {documents[index].label}: {error}")
+            continue
+        patched[index] = _changed(documents[index], body, directory)
+    return patched, problems
+
+
+def _targets(target: Mapping[str, Any], doc: Document) -> bool:
+    """Kustomize matches each target field as an anchored regular expression."""
+    group, _, version = doc.api_version.rpartition("/")
+    fields = {"group": group, "version": version, "kind": doc.kind, "name": doc.name}
+    fields["namespace"] = str(doc.metadata.get("namespace", ""))
+    return all(re.fullmatch(str(pattern), fields[key]) for key, pattern in target.items() if pattern is not None)
+
+
+def apply_json_patch(body: Any, operations: Sequence[Any]) -> Any:
+    """RFC 6902 (add, remove, replace, move, copy, test); ValueError names the failing operation."""
+    for number, operation in enumerate(operations):
+        if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
+            raise ValueError(f"operation {number} needs op and path")
+        op, path = operation["op"], _pointer(operation["path"])
+        where = f"operation {number} ({op} {operation['path']})"
+        try:
+            if op == "test" and _get(body, path) != operation.get("value"):
+                raise ValueError("the value differs")
+            if op in {"remove", "move"}:
+                value = _remove(body, _pointer(operation["from"]) if op == "move" else path)
+            elif op == "copy":
+                value = copy.deepcopy(_get(body, _pointer(operation["from"])))
+            else:
+                value = copy.deepcopy(operation.get("value"))
+            if op in {"add", "replace", "move", "copy"}:
+                _put(body, path, value, replace=op == "replace")
+            elif op not in {"test", "remove"}:
+                raise ValueError("unknown op")
+        except KeyError as error:
+            raise ValueError(f"{where}: {error} does not exist") from error
+        except (IndexError, TypeError, ValueError) as error:
+            raise ValueError(f"{where}: {error}") from error
+    return body
+
+
+def apply_merge_patch(body: JsonObject, patch: Mapping[str, Any]) -> JsonObject:
+    """A JSON merge patch (RFC 7386); lists are refused rather than merged the wrong way."""
+    for key, value in patch.items():
+        if value is None:
+            body.pop(key, None)
+        elif isinstance(value, dict) and isinstance(body.get(key), dict):
+            apply_merge_patch(body[key], value)
+        elif isinstance(value, list) and isinstance(body.get(key), list) and value != body[key]:
+            raise ValueError(f"{key}: kustomize merges some lists by key, which is not modelled; use a JSON 6902 patch")
+        else:
+            body[key] = copy.deepcopy(value)
+    return body
+
+
+def _pointer(text: Any) -> list[str]:
+    if not isinstance(text, str) or not text.startswith("/"):
+        raise ValueError(f"{text!r} is not a JSON pointer below the document's root")
+    return [token.replace("~1", "/").replace("~0", "~") for token in text[1:].split("/")]
+
+
+def _get(body: Any, path: Sequence[str]) -> Any:
+    for token in path:
+        body = body[_index(body, token)] if isinstance(body, list) else body[token]
+    return body
+
+
+def _put(body: Any, path: Sequence[str], value: Any, *, replace: bool) -> None:
+    parent, token = _get(body, path[:-1]), path[-1]
+    if isinstance(parent, list):
+        if token == "-" and not replace:
+            parent.append(value)
+        elif replace:
+            parent[_index(parent, token)] = value
+        else:
+            parent.insert(_index(parent, token, end=True), value)
+    elif isinstance(parent, dict):
+        if replace and token not in parent:
+            raise KeyError(f"{token!r} does not exist")
+        parent[token] = value
+    else:
+        raise TypeError(f"cannot set {token!r} inside a {type(parent).__name__}")
+
+
+def _remove(body: Any, path: Sequence[str]) -> Any:
+    parent, token = _get(body, path[:-1]), path[-1]
+    return parent.pop(_index(parent, token)) if isinstance(parent, list) else parent.pop(token)
+
+
+def _index(items: list[Any], token: str, *, end: bool = False) -> int:
+    if not token.isdigit() or int(token) > len(items) - (0 if end else 1):
+        raise IndexError(f"{token!r} is not an index of a list of {len(items)}")
+    return int(token)
+
+
+def _set_image(documents: list[Document], entry: Any, directory: str) -> tuple[list[Document], list[str]]:
+    if not isinstance(entry, dict) or not entry.get("name"):
+        return documents, ["an entry needs a name"]
+    result, matched = [], False
+    for doc in documents:
+        body = copy.deepcopy(doc.body)
+        containers = [c for c in pod_containers(body) if image_name(str(c.get("image", ""))) == entry["name"]]
+        for container in containers:
+            container["image"] = _new_image(str(container["image"]), entry)
+        result.append(_changed(doc, body, directory) if containers else doc)
+        matched = matched or bool(containers)
+    return result, [] if matched else [f"{entry['name']!r} matches no container image, so nothing would change"]
+
+
+def pod_containers(body: Mapping[str, Any]) -> list[JsonObject]:
+    """The containers and init containers of a workload's pod template (none for other kinds)."""
+    spec: Any = body
+    for key in _POD_SPEC_PATHS.get(str(body.get("kind")), ("<no pod spec>",)):
+        spec = spec.get(key) if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        return []
+    found = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return [container for container in found if isinstance(container, dict)]
+
+
+def image_name(image: str) -> str:
+    """``ghcr.io/acme/dispatcher:latest`` -> ``ghcr.io/acme/dispatcher`` (tag and digest dropped)."""
+    reference = image.split("@", 1)[0]
+    colon = reference.rfind(":")
+    return reference[:colon] if colon > reference.rfind("/") else reference
+
+
+def _new_image(image: str, entry: Mapping[str, Any]) -> str:
+    name = str(entry.get("newName") or image_name(image))
+    if entry.get("digest"):
+        return f"{name}@{entry['digest']}"
+    if entry.get("newTag"):
+        return f"{name}:{entry['newTag']}"
+    return name + image[len(image_name(image)) :]
+
+
+# --------------------------------------------------------------------------- checks: what gets applied
+
+# Types the code emits: every event model but those sent from outside the functions (the
+# PingSources' ticks and the appointment system's signed announcements).
+EXTERNAL_EVENT_TYPES = frozenset({PING, AppointmentChanged.TYPE})
+EMITTED_EVENT_TYPES = KNOWN_EVENT_TYPES - EXTERNAL_EVENT_TYPES
+
+MIGRATION_JOB = "patient-notify-migrate"
+MIGRATION_COMMAND = ("python", "-m", "patient_notify.db")
+PLACEHOLDER_IMAGE = "patient-notify-function"
+# Each request holds at most one pooled connection at a time: more in flight than the pool
+# would wait inside the pod instead of making the autoscaler add one.
+DB_POOL_MAX = int(Settings.model_fields["db_pool_max"].default)
+
+# Labels on the pods that reach (or must not reach) the stores, as their controllers set them.
+SERVICE_LABEL = "serving.knative.dev/service"  # Knative Serving, on every pod of a Service
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # the API server, on every namespace
+DATABASE_PORT, AMQP_PORT = 5432, 5672
+DATABASE_POD = {"app.kubernetes.io/name": "postgresql"}
+BROKER_ROLES = ("ingress", "dispatcher", "dispatcher-dlq")  # eventing-rabbitmq's brokerRole values
+UNRELATED_PODS = {"an unlabelled pod": {}, "another application's pod": {"app.kubernetes.io/name": "unrelated"}}
+
+
+def service_names(project: Project, directory: str) -> set[str]:
+    """The Knative Services a render may route to: the all-in-one one, or one per function."""
+    if directory == ALL_IN_ONE_OVERLAY:
+        return {func.name for func in project.funcs if not func.directory and func.name}
+    return {func.directory for func in project.funcs if func.directory}
+
+
+def check_renders(project: Project) -> list[str]:
+    """Each overlay renders cleanly, and what it would apply passes every check."""
+    directories = kustomization_directories(project)
+    problems = [
+        f"{required}: missing (the overlays are how the system is applied: split and all-in-one)"
+        for required in REQUIRED_OVERLAYS
+        if required not in directories
+    ]
+    for directory in render_roots(project):
+        rendered = render_kustomization(project, directory)
+        problems += rendered.problems
+        applied = Project(project.root, rendered.documents, project.examples, project.funcs)
+        problems += check_applied(applied, directory, service_names(project, directory))
+    return problems
+
+
+def check_applied(project: Project, directory: str, names: set[str]) -> list[str]:
+    """Every check on the documents one ``kubectl apply -k <directory>`` would create."""
+    problems: list[str] = []
+    for doc in project.manifests:
+        problems += check_document_schema(doc)
+        problems += _run(doc.label, check_metadata, doc)
+    problems += check_no_secrets(project)
+    for doc in project.of_kind("PingSource"):
+        problems += _run(doc.label, check_pingsource, doc)
+    for doc in project.of_kind("Trigger"):
+        problems += _run(doc.label, check_trigger, doc, names)
+    for doc in project.of_kind("Broker"):
+        problems += _run(doc.label, check_broker, doc, project, names)
+    problems += _run(directory, check_ping_triggers, project)
+    problems += _run(directory, check_retry_budget, project)
+    problems += _run(directory, check_event_flow, project, directory)
+    problems += _run(directory, check_network_policies, project, directory)
+    problems += _run(directory, check_migration_job, project, directory, names)
+    if directory != ALL_IN_ONE_OVERLAY:
+        problems += _run(directory, check_all_in_one_routing, project)
+    return problems
+
+
+def check_event_flow(
+    project: Project,
+    directory: str,
+    emitted: frozenset[str] = EMITTED_EVENT_TYPES,
+    external: frozenset[str] = EXTERNAL_EVENT_TYPES,
+) -> list[str]:
+    """Triggers filter only on types the code emits or the outside sends; each such type is routed."""
+    routed: set[str] = set()
+    problems = []
+    for trigger in project.of_kind("Trigger"):
+        event_type = ((trigger.spec.get("filter") or {}).get("attributes") or {}).get("type")
+        if not isinstance(event_type, str):
+            continue  # reported by check_trigger
+        routed.add(event_type)
+        if event_type not in emitted | external:
+            problems.append(
+                f"{trigger.label}: filters on {event_type!r}, which no function emits and nothing outside sends"
+            )
+    problems += [
+        f"{directory}: {event_type} is emitted by a function but no Trigger filters on it: the broker "
+        "would accept every such event and drop it"
+        for event_type in sorted(emitted - routed)
+    ]
+    problems += [
+        f"{directory}: {event_type} comes from outside but no Trigger filters on it: every one would be dropped"
+        for event_type in sorted(external - routed)
+    ]
+    return problems
+
+
+def check_all_in_one_routing(project: Project) -> list[str]:
+    """The all-in-one function sends each event to the step its split Trigger subscribes."""
+    problems = []
+    for trigger in project.of_kind("Trigger"):
+        attributes = (trigger.spec.get("filter") or {}).get("attributes") or {}
+        event_type, source = attributes.get("type"), str(attributes.get("source", ""))
+        subscriber = ((trigger.spec.get("subscriber") or {}).get("ref") or {}).get("name")
+        sink = (((trigger.spec.get("delivery") or {}).get("deadLetterSink") or {}).get("ref") or {}).get("name")
+        if not isinstance(event_type, str):
+            continue  # reported by check_trigger
+        what = f"{event_type} from {source}" if source else event_type
+        if subscriber is not None and step_for(event_type, source) != subscriber:
+            problems.append(
+                f"{trigger.label}: delivers {what} to {subscriber!r}, but the all-in-one function routes it "
+                f"to {step_for(event_type, source)!r} (function/routing.py)"
+            )
+        if sink is not None and step_for(event_type, source, dead_letter=True) != sink:
+            problems.append(
+                f"{trigger.label}: dead letters go to {sink!r}, but the all-in-one function routes them "
+                f"to {step_for(event_type, source, dead_letter=True)!r} (function/routing.py)"
+            )
+    return problems
+
+
+def check_migration_job(project: Project, directory: str, names: set[str]) -> list[str]:
+    """The migration Job runs an image func deploys, the migration command, DATABASE_URL from the Secret."""
+    jobs = [job for job in project.of_kind("Job") if job.name == MIGRATION_JOB]
+    if not jobs:
+        return [f"{directory}: no Job {MIGRATION_JOB!r} applies the database migrations"]
+    secrets = _secret_keys(project)
+    problems = []
+    for job in jobs:
+        for container in pod_containers(job.body):
+            image = image_name(str(container.get("image", "")))
+            if image == PLACEHOLDER_IMAGE:
+                problems.append(
+                    f"{job.label}: image is still the placeholder {PLACEHOLDER_IMAGE!r}; the overlay must "
+                    "set it (images:) to the image `func deploy` pushes"
+                )
+            elif image.rsplit("/", 1)[-1] not in names:
+                problems.append(
+                    f"{job.label}: image {image!r} is none that `func deploy` pushes here "
+                    f"(<registry>/<one of {', '.join(sorted(names))}>), the only ones holding patient_notify"
+                )
+            if tuple((container.get("command") or [])[-3:]) != MIGRATION_COMMAND:
+                problems.append(
+                    f"{job.label}: container {container.get('name')!r} does not run {' '.join(MIGRATION_COMMAND)}"
+                )
+            problems += _check_database_url(container, secrets, job.label)
+    return problems
+
+
+def _secret_keys(project: Project) -> dict[str, set[str]]:
+    return {
+        doc.name: {*(doc.body.get("data") or {}), *(doc.body.get("stringData") or {})}
+        for doc in project.examples
+        if doc.kind == "Secret"
+    }
+
+
+def _check_database_url(container: Mapping[str, Any], secrets: Mapping[str, set[str]], label: str) -> list[str]:
+    env = {entry.get("name"): entry for entry in container.get("env") or [] if isinstance(entry, dict)}
+    ref = ((env.get("DATABASE_URL") or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+    if ref.get("key") not in secrets.get(str(ref.get("name")), set()):
+        return [
+            f"{label}: DATABASE_URL must come from a key of a Secret templated in a *{EXAMPLE_SUFFIX} "
+            f"(secretKeyRef), got {env.get('DATABASE_URL')!r}"
+        ]
+    return []
+
+
+def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels and matchExpressions) against a pod's labels."""
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+        present = key in labels
+        outcome = {
+            "In": present and labels.get(key) in values,
+            "NotIn": not (present and labels.get(key) in values),
+            "Exists": present,
+            "DoesNotExist": not present,
+        }
+        if operator not in outcome:
+            raise ValueError(f"unknown selector operator {operator!r}")
+        if not outcome[operator]:
+            return False
+    return True
+
+
+def admits(policies: Sequence[Document], labels: Mapping[str, str], port: int) -> bool:
+    """Whether any ingress rule of ``policies`` lets a pod of this namespace with ``labels`` in on ``port``."""
+    for policy in policies:
+        for rule in policy.spec.get("ingress") or []:
+            if _port_allowed(rule.get("ports"), port):
+                peers = rule.get("from")
+                if not peers or any(_peer_admits(peer, labels) for peer in peers):
+                    return True
+    return False
+
+
+def _port_allowed(ports: Any, port: int) -> bool:
+    for allowed in ports or [{}]:
+        number = allowed.get("port")
+        if number is None or isinstance(number, str):  # every port, or a named one that may be this one
+            return True
+        if number <= port <= allowed.get("endPort", number):
+            return True
+    return False
+
+
+def _peer_admits(peer: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    if "ipBlock" in peer:
+        return False  # reported by _open_ingress: an address range cannot be checked against pods
+    namespaces = peer.get("namespaceSelector")
+    if namespaces is not None and not selector_matches(namespaces, {NAMESPACE_NAME_LABEL: NAMESPACE}):
+        return False
+    pods = peer.get("podSelector")
+    return pods is None or selector_matches(pods, labels)
+
+
+def _open_ingress(policy: Document) -> list[str]:
+    """Rules that let in more than label selectors can show: no ``from``, every namespace, IP ranges."""
+    problems = []
+    for number, rule in enumerate(policy.spec.get("ingress") or []):
+        where = f"{policy.label}: spec.ingress[{number}]"
+        if not rule.get("from"):
+            problems.append(f"{where} has no `from`: it lets in every pod and address")
+        for peer in rule.get("from") or []:
+            if "ipBlock" in peer:
+                problems.append(f"{where}: an ipBlock cannot be checked against pods; select pods by label")
+            if peer.get("namespaceSelector") == {} and "podSelector" not in peer:
+                problems.append(f"{where}: `namespaceSelector: {{}}` lets in every pod of every namespace")
+    return problems
+
+
+def check_network_policies(project: Project, directory: str) -> list[str]:
+    """The database admits only the functions and the migration Job; RabbitMQ only the broker's pods."""
+    policies = project.of_kind("NetworkPolicy")
+    problems = [problem for policy in policies for problem in _open_ingress(policy)]
+    functions = {f"the pods of function {name!r}": {SERVICE_LABEL: name} for name in sorted(project.function_names)}
+    jobs = {
+        f"the pods of Job {job.name!r}": dict(
+            ((job.spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        )
+        for job in project.of_kind("Job")
+    }
+    broker = {
+        f"the broker's {role} pods": {
+            "eventing.knative.dev/broker": BROKER_NAME,
+            "eventing.knative.dev/brokerRole": role,
+        }
+        for role in BROKER_ROLES
+    }
+    configs = project.of_kind("RabbitmqBrokerConfig")
+    cluster = str(((configs[0].spec.get("rabbitmqClusterReference") or {}) if configs else {}).get("name", "rabbitmq"))
+    rabbitmq = {
+        "app.kubernetes.io/name": cluster,
+        "app.kubernetes.io/component": "rabbitmq",
+        "app.kubernetes.io/part-of": "rabbitmq",
+    }
+    stores = [
+        ("the database", DATABASE_POD, DATABASE_PORT, {**functions, **jobs}, {**broker, **UNRELATED_PODS}),
+        (
+            "RabbitMQ",
+            rabbitmq,
+            AMQP_PORT,
+            broker,
+            {**functions, **jobs, **UNRELATED_PODS, "the database": DATABASE_POD},
+        ),
+    ]
+    allowed = {"the database": "the functions and the migration Job", "RabbitMQ": "the broker's own pods"}
+    for store, pod, port, clients, strangers in stores:
+        guards = [p for p in policies if selector_matches(p.spec.get("podSelector") or {}, pod) and _guards_ingress(p)]
+        if not guards:
+            problems.append(f"{directory}: no NetworkPolicy selects {store}'s pods ({pod}): every pod could reach it")
+            continue
+        problems += [
+            f"{directory}: {who} ({labels}) cannot reach {store} on port {port}"
+            for who, labels in clients.items()
+            if not admits(guards, labels, port)
+        ]
+        problems += [
+            f"{directory}: {who} ({labels}) can reach {store} on port {port}; only {allowed[store]} may"
+            for who, labels in strangers.items()
+            if admits(guards, labels, port)
+        ]
+    return problems
+
+
+def _guards_ingress(policy: Document) -> bool:
+    return "Ingress" in (policy.spec.get("policyTypes") or ["Ingress"])
+
+
+def check_concurrency(func: FuncConfig) -> list[str]:
+    """containerConcurrency is set, within the database pool, and 1 for a single-instance function."""
+    options = (func.body.get("deploy") or {}).get("options") or {}
+    concurrency = ((options.get("resources") or {}).get("limits") or {}).get("concurrency")
+    where = f"{func.label}: deploy.options.resources.limits.concurrency (containerConcurrency)"
+    if not isinstance(concurrency, int) or concurrency < 1:
+        return [
+            f"{where} is not set: Knative would send one pod any number of requests, past its {DB_POOL_MAX} database connections"
+        ]
+    if concurrency > DB_POOL_MAX:
+        return [
+            f"{where} {concurrency} is above the database pool (DB_POOL_MAX, {DB_POOL_MAX}): requests would "
+            "wait inside the pod for a connection instead of the autoscaler adding pods"
+        ]
+    if (options.get("scale") or {}).get("max") == 1 and concurrency != 1:
+        return [
+            f"{where} is {concurrency} with max scale 1: one at a time, so a redelivered tick waits for the one in flight"
+        ]
+    return []
+
+
 # --------------------------------------------------------------------------- all checks
 
 
 def check_project(project: Project) -> list[str]:
-    """Every check, over every document and func.yaml of the project."""
-    names = project.function_names
+    """Every check: each file as written, each func.yaml, and what each overlay would apply.
+
+    Semantic checks run on the rendered overlays (``check_renders``), so a problem in a base
+    file is reported once per overlay that applies it; identical reports are kept once.
+    """
     problems: list[str] = []
     for doc in project.manifests + project.examples:
         problems += check_document_schema(doc)
@@ -1073,20 +1694,13 @@ def check_project(project: Project) -> list[str]:
     for doc in project.examples:
         problems += _run(doc.label, check_example_secret, doc)
     problems += check_no_secrets(project)
-    for doc in project.of_kind("PingSource"):
-        problems += _run(doc.label, check_pingsource, doc)
-    for doc in project.of_kind("Trigger"):
-        problems += _run(doc.label, check_trigger, doc, names)
-    for doc in project.of_kind("Broker"):
-        problems += _run(doc.label, check_broker, doc, project)
-    problems += _run(KNATIVE_DIR, check_ping_triggers, project)
-    problems += _run(KNATIVE_DIR, check_retry_budget, project)
     for func in project.funcs:
         problems += check_func_schema(func)
         problems += _run(func.label, check_rendered_service, func)
         problems += _run(func.label, check_func_config, func, project)
     problems += check_kustomizations(project.root)
-    return problems
+    problems += check_renders(project)
+    return list(dict.fromkeys(problems))
 
 
 def _run(label: str, check: Callable[..., list[str]], *args: Any) -> list[str]:
@@ -1129,7 +1743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     project = load_project(args.root)
     print(
         f"manifests OK: {len(project.manifests)} documents under {KNATIVE_DIR}/, "
-        f"{len(project.examples)} template(s), {len(project.funcs)} func.yaml file(s)"
+        f"{len(project.examples)} template(s), {len(project.funcs)} func.yaml file(s); "
+        f"rendered {', '.join(render_roots(project))}"
     )
     return 0
 

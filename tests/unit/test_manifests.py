@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from function.routing import step_for
 from tests.support import manifests as m
 
 PROJECT = m.load_project()
@@ -79,6 +80,18 @@ SCALE = {
 }
 
 
+# containerConcurrency: one request holds at most one pooled connection (DB_POOL_MAX 10); the
+# tick-driven singletons (max scale 1) take one request at a time.
+CONCURRENCY_PER_FUNCTION = {
+    "etl": 1,
+    "scheduler": 1,
+    "dispatcher": m.DB_POOL_MAX,
+    "sms-sender": m.DB_POOL_MAX,
+    "email-sender": m.DB_POOL_MAX,
+    "patient-notify": m.DB_POOL_MAX,
+}
+
+
 def _ids(docs: list[m.Document]) -> list[str]:
     return [f"{doc.source}:{doc.kind}/{doc.name}" for doc in docs]
 
@@ -91,6 +104,7 @@ class TestLoading:
     def test_there_is_something_to_check(self) -> None:
         """The project has manifests, Triggers, a PingSource and a func.yaml per function."""
         assert TRIGGERS and PINGSOURCES and PROJECT.of_kind("Broker")
+        assert PROJECT.of_kind("Job") and PROJECT.of_kind("NetworkPolicy")
         assert set(FUNCS) == set(REQUIRED_ENV)
 
     def test_duplicate_keys_are_rejected(self, tmp_path: Path) -> None:
@@ -405,6 +419,13 @@ class TestFuncYaml:
         assert {"cpu", "memory"} <= set(options["resources"]["requests"])
         assert "memory" in options["resources"]["limits"]
 
+    @pytest.mark.parametrize(("name", "concurrency"), sorted(CONCURRENCY_PER_FUNCTION.items()))
+    def test_container_concurrency(self, name: str, concurrency: int) -> None:
+        """containerConcurrency: the database pool for request-driven steps, 1 for the singleton ticks."""
+        assert FUNCS[name].body["deploy"]["options"]["resources"]["limits"]["concurrency"] == concurrency
+        service = m.render_knative_service(FUNCS[name].body)
+        assert service["spec"]["template"]["spec"]["containerConcurrency"] == concurrency
+
     @pytest.mark.parametrize(
         ("value", "expected"),
         [
@@ -461,6 +482,256 @@ class TestKustomization:
         path = root / "knative/base/kustomization.yaml"
         path.write_text(path.read_text() + "  - secret.example.yaml\n")
         assert any("lists the template secret.example.yaml" in p for p in m.check_kustomizations(root))
+
+
+OVERLAYS = {directory: m.render_kustomization(PROJECT, directory) for directory in m.REQUIRED_OVERLAYS}
+SPLIT_DIR, ALL_IN_ONE_DIR = m.REQUIRED_OVERLAYS
+
+
+def _service_refs(docs: list[m.Document]) -> set[str]:
+    """Every Knative Service a set of documents refers to (subscribers, dead-letter sinks)."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if value.get("kind") == "Service" and value.get("apiVersion") == m.SERVICE_API_VERSION:
+                found.add(value["name"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for doc in docs:
+        walk(doc.body)
+    return found
+
+
+def _job_image(docs: list[m.Document]) -> str:
+    (job,) = [doc for doc in docs if doc.kind == "Job"]
+    (container,) = m.pod_containers(job.body)
+    return str(container["image"])
+
+
+class TestOverlays:
+    def test_the_overlays_are_what_gets_applied(self) -> None:
+        """kubectl apply -k targets the two overlays; base is only ever applied through them."""
+        assert m.render_roots(PROJECT) == sorted(m.REQUIRED_OVERLAYS)
+
+    @pytest.mark.parametrize("directory", m.REQUIRED_OVERLAYS)
+    def test_overlay_renders_and_passes_every_check(self, directory: str) -> None:
+        """Each overlay's resources and patches resolve, and what it applies passes every check."""
+        rendered = OVERLAYS[directory]
+        assert rendered.problems == []
+        applied = m.Project(PROJECT.root, rendered.documents, PROJECT.examples, PROJECT.funcs)
+        assert m.check_applied(applied, directory, m.service_names(PROJECT, directory)) == []
+
+    @pytest.mark.parametrize("directory", m.REQUIRED_OVERLAYS)
+    def test_overlay_applies_every_base_resource(self, directory: str) -> None:
+        """Both overlays apply the same resources as base, namespaced."""
+        base = [(d.kind, d.name) for d in PROJECT.manifests if d.source.startswith("knative/base/")]
+        rendered = OVERLAYS[directory].documents
+        assert sorted((d.kind, d.name) for d in rendered) == sorted(k for k in base if k[0] != "Kustomization")
+        assert {d.metadata["namespace"] for d in rendered if d.kind != "Namespace"} == {m.NAMESPACE}
+
+    def test_split_routes_to_one_service_per_function(self) -> None:
+        """split: Triggers and dead-letter sinks name the per-function Services, as base does."""
+        assert _service_refs(OVERLAYS[SPLIT_DIR].documents) == {
+            "scheduler",
+            "etl",
+            "dispatcher",
+            "sms-sender",
+            "email-sender",
+        }
+
+    def test_all_in_one_routes_everything_to_one_service(self) -> None:
+        """all-in-one: every subscriber and dead-letter sink, the Broker's too, is patient-notify."""
+        assert _service_refs(OVERLAYS[ALL_IN_ONE_DIR].documents) == {"patient-notify"}
+
+    @pytest.mark.parametrize(
+        ("directory", "image"),
+        [
+            (SPLIT_DIR, "registry.invalid/patient-notify/dispatcher:latest"),  # the dispatcher's image
+            (ALL_IN_ONE_DIR, "registry.invalid/patient-notify/patient-notify:latest"),  # the one image
+        ],
+    )
+    def test_migration_job_runs_an_image_func_deploys(self, directory: str, image: str) -> None:
+        """Each overlay replaces the Job's placeholder image with one `func deploy` pushes."""
+        assert _job_image(OVERLAYS[directory].documents) == image
+
+
+def _render(kustomization: dict[str, Any], *documents: dict[str, Any]) -> m.Rendered:
+    """Render an in-memory kustomization ``k/`` whose resources are the file ``k/r.yaml``."""
+    manifests = [m.Document("k/kustomization.yaml", 0, kustomization)]
+    manifests += [m.Document("k/r.yaml", index, body) for index, body in enumerate(documents)]
+    return m.render_kustomization(m.Project(PROJECT.root, manifests, [], []), "k")
+
+
+KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["r.yaml"]}
+JOB_BODY = {
+    "kind": "Job",
+    "metadata": {"name": "j"},
+    "spec": {"template": {"spec": {"containers": [{"image": "app:1"}]}}},
+}
+
+
+class TestKustomizeSubset:
+    @pytest.mark.parametrize(
+        ("operations", "expected"),
+        [
+            ([{"op": "add", "path": "/a/c", "value": 3}], {"a": {"b": 1, "c": 3}, "l": [1, 2]}),
+            ([{"op": "add", "path": "/l/0", "value": 0}], {"a": {"b": 1}, "l": [0, 1, 2]}),  # insert
+            ([{"op": "add", "path": "/l/-", "value": 3}], {"a": {"b": 1}, "l": [1, 2, 3]}),  # append
+            ([{"op": "replace", "path": "/a/b", "value": 2}], {"a": {"b": 2}, "l": [1, 2]}),
+            ([{"op": "remove", "path": "/l/1"}], {"a": {"b": 1}, "l": [1]}),
+            ([{"op": "move", "from": "/a/b", "path": "/b"}], {"a": {}, "l": [1, 2], "b": 1}),
+            ([{"op": "copy", "from": "/l", "path": "/a/l"}], {"a": {"b": 1, "l": [1, 2]}, "l": [1, 2]}),
+            ([{"op": "test", "path": "/a/b", "value": 1}], {"a": {"b": 1}, "l": [1, 2]}),
+            ([{"op": "add", "path": "/a~1b", "value": 0}], {"a": {"b": 1}, "l": [1, 2], "a/b": 0}),  # ~1 is '/'
+        ],
+    )
+    def test_json_patch_operations(self, operations: list[dict[str, Any]], expected: dict[str, Any]) -> None:
+        """RFC 6902 operations apply as kustomize applies them."""
+        assert m.apply_json_patch({"a": {"b": 1}, "l": [1, 2]}, operations) == expected
+
+    @pytest.mark.parametrize(
+        "operation",
+        [
+            {"op": "replace", "path": "/a/x", "value": 1},  # replace needs an existing key
+            {"op": "remove", "path": "/l/5"},  # index out of range
+            {"op": "test", "path": "/a/b", "value": 2},  # test fails
+            {"op": "add", "path": "/x/y", "value": 1},  # parent missing
+            {"op": "frobnicate", "path": "/a"},  # unknown op
+            {"op": "add", "path": "a", "value": 1},  # not a JSON pointer
+            {"path": "/a"},  # no op
+        ],
+    )
+    def test_json_patch_failures_are_errors(self, operation: dict[str, Any]) -> None:
+        """An operation kustomize would refuse raises ValueError naming it."""
+        with pytest.raises(ValueError, match=r"operation 0|JSON pointer"):
+            m.apply_json_patch({"a": {"b": 1}, "l": [1, 2]}, [operation])
+
+    def test_merge_patch_merges_mappings_and_deletes_nulls(self) -> None:
+        """A merge patch merges mappings, replaces scalars and deletes keys set to null."""
+        body = {"a": {"b": 1, "c": 2}, "d": 3}
+        assert m.apply_merge_patch(body, {"a": {"b": 5, "c": None}, "e": 6}) == {"a": {"b": 5}, "d": 3, "e": 6}
+
+    def test_merge_patch_refuses_to_merge_lists(self) -> None:
+        """Lists kustomize would merge by key are refused rather than replaced silently."""
+        with pytest.raises(ValueError, match="JSON 6902"):
+            m.apply_merge_patch({"l": [1]}, {"l": [2]})
+
+    def test_a_merge_patch_targets_the_resource_it_names(self) -> None:
+        """A merge patch without target applies to the kind and name it carries; the document is marked."""
+        patch = "kind: Job\nmetadata: {name: j}\nspec: {backoffLimit: 1}\n"
+        rendered = _render({**KUSTOMIZATION, "patches": [{"patch": patch}]}, JOB_BODY)
+        assert rendered.problems == []
+        (job,) = rendered.documents
+        assert job.spec["backoffLimit"] == 1 and job.source == "k/r.yaml via k"
+
+    @pytest.mark.parametrize(
+        ("entry", "image"),
+        [
+            ({"name": "app", "newName": "ghcr.io/acme/app", "newTag": "2"}, "ghcr.io/acme/app:2"),
+            ({"name": "app", "newName": "ghcr.io/acme/app"}, "ghcr.io/acme/app:1"),  # tag kept
+            ({"name": "app", "digest": "sha256:ab"}, "app@sha256:ab"),
+        ],
+    )
+    def test_images_rewrite_matching_containers(self, entry: dict[str, str], image: str) -> None:
+        """images: replaces the name, the tag or the digest of containers whose image name matches."""
+        rendered = _render({**KUSTOMIZATION, "images": [entry]}, JOB_BODY)
+        assert rendered.problems == [] and _job_image(rendered.documents) == image
+
+    @pytest.mark.parametrize(
+        ("image", "name"),
+        [("app", "app"), ("app:1", "app"), ("ghcr.io:443/acme/app:1", "ghcr.io:443/acme/app"), ("a/b@sha256:0", "a/b")],
+    )
+    def test_image_name(self, image: str, name: str) -> None:
+        """An image's name is what precedes its tag or digest (a registry port is not a tag)."""
+        assert m.image_name(image) == name
+
+    def test_resources_that_form_a_cycle_are_reported(self) -> None:
+        """A kustomization that lists itself is reported, not followed for ever."""
+        rendered = _render({**KUSTOMIZATION, "resources": ["."]})
+        assert any("cycle" in problem for problem in rendered.problems)
+
+
+class TestNetworkPolicies:
+    @pytest.mark.parametrize(
+        ("selector", "labels", "matches"),
+        [
+            ({}, {"a": "1"}, True),  # empty selector: every pod
+            ({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True),
+            ({"matchLabels": {"a": "1"}}, {"a": "2"}, False),
+            ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "2"]}]}, {"a": "2"}, True),
+            ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1"]}]}, {}, False),
+            ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {}, True),
+            ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"a": ""}, True),
+            ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"a": "1"}, False),
+        ],
+    )
+    def test_label_selectors(self, selector: dict[str, Any], labels: dict[str, str], matches: bool) -> None:
+        """matchLabels and matchExpressions select pods as Kubernetes does."""
+        assert m.selector_matches(selector, labels) is matches
+
+    def test_database_policy_names_every_function(self) -> None:
+        """The database admits the pods of every function Service: split and all-in-one."""
+        (policy,) = [d for d in PROJECT.of_kind("NetworkPolicy") if d.name == "patient-notify-database"]
+        (expression,) = policy.spec["ingress"][0]["from"][0]["podSelector"]["matchExpressions"]
+        assert set(expression["values"]) == PROJECT.function_names
+
+    @pytest.mark.parametrize(
+        ("labels", "admitted"),
+        [
+            ({"eventing.knative.dev/broker": "default", "eventing.knative.dev/brokerRole": "ingress"}, True),
+            ({"eventing.knative.dev/broker": "default", "eventing.knative.dev/brokerRole": "dispatcher"}, True),
+            ({"serving.knative.dev/service": "dispatcher"}, False),  # functions POST to the ingress over HTTP
+            ({}, False),
+        ],
+    )
+    def test_rabbitmq_admits_only_the_broker(self, labels: dict[str, str], admitted: bool) -> None:
+        """AMQP is open to the broker's ingress and dispatchers only."""
+        policies = [d for d in PROJECT.of_kind("NetworkPolicy") if d.name == "patient-notify-rabbitmq"]
+        assert m.admits(policies, labels, m.AMQP_PORT) is admitted
+
+
+class TestEventFlow:
+    def test_emitted_types_are_the_models_not_sent_from_outside(self) -> None:
+        """Emitted types: every event model except ticks and the appointment system's announcements."""
+        emitted = {
+            "org.patientnotify.reminder.due.v1",
+            "org.patientnotify.sms.send.v1",
+            "org.patientnotify.email.send.v1",
+            "org.patientnotify.notice.due.v1",
+        }
+        assert emitted == m.EMITTED_EVENT_TYPES
+
+    def test_every_emitted_and_external_type_is_routed(self) -> None:
+        """Every type the code emits or the outside sends has a Trigger, and no Trigger waits on another."""
+        assert m.check_event_flow(PROJECT, "knative") == []
+
+
+class TestAllInOneRouting:
+    @pytest.mark.parametrize("doc", TRIGGERS, ids=_ids(TRIGGERS))
+    def test_the_function_routes_like_the_trigger(self, doc: m.Document) -> None:
+        """The all-in-one function hands each Trigger's events to the step that Trigger subscribes."""
+        attributes = doc.spec["filter"]["attributes"]
+        assert step_for(attributes["type"], attributes.get("source", "")) == doc.spec["subscriber"]["ref"]["name"]
+        assert (
+            step_for(attributes["type"], "", dead_letter=True) == doc.spec["delivery"]["deadLetterSink"]["ref"]["name"]
+        )
+
+    @pytest.mark.parametrize(
+        ("event_type", "source"),
+        [
+            ("dev.knative.sources.ping", "/apis/v1/namespaces/patient-notify/pingsources/other"),  # unknown tick
+            ("dev.knative.sources.ping", "/somewhere"),  # not a PingSource at all
+            ("org.example.unknown.v1", "/x"),  # unknown type
+        ],
+    )
+    def test_what_no_step_takes_is_recorded_by_the_dispatcher(self, event_type: str, source: str) -> None:
+        """Anything no step takes goes to the dispatcher, which keeps it in rejected_events."""
+        assert step_for(event_type, source) == "dispatcher"
 
 
 class TestCommandLine:
@@ -522,8 +793,18 @@ def _func(project: m.Project, name: str) -> dict[str, Any]:
     return func.body
 
 
+def _overlay(project: m.Project, name: str) -> dict[str, Any]:
+    (doc,) = [d for d in project.manifests if d.source == f"{m.OVERLAYS_DIR}/{name}/{m.KUSTOMIZATION_FILE}"]
+    return doc.body
+
+
 def _keys(path: str | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(path.split(".")) if isinstance(path, str) else path
+
+
+def _step(body: Any, part: str) -> Any:
+    """One step down a path: a list index (digits) or a mapping key (created when missing)."""
+    return body[int(part)] if isinstance(body, list) else body.setdefault(part, {})
 
 
 def _set(path: str | tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], None]:
@@ -532,7 +813,7 @@ def _set(path: str | tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], 
     def mutate(body: dict[str, Any]) -> None:
         *parents, last = _keys(path)
         for part in parents:
-            body = body.setdefault(part, {})
+            body = _step(body, part)
         body[last] = value
 
     return mutate
@@ -544,8 +825,30 @@ def _delete(path: str | tuple[str, ...]) -> Callable[[dict[str, Any]], None]:
     def mutate(body: dict[str, Any]) -> None:
         *parents, last = _keys(path)
         for part in parents:
-            body = body[part]
+            body = _step(body, part)
         del body[last]
+
+    return mutate
+
+
+def _append(path: str | tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], None]:
+    """Mutator appending to the list at a dotted path."""
+
+    def mutate(body: dict[str, Any]) -> None:
+        for part in _keys(path):
+            body = _step(body, part)
+        body.append(value)  # type: ignore[attr-defined]
+
+    return mutate
+
+
+def _remove(path: str | tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], None]:
+    """Mutator removing one value from the list at a dotted path."""
+
+    def mutate(body: dict[str, Any]) -> None:
+        for part in _keys(path):
+            body = _step(body, part)
+        body.remove(value)  # type: ignore[attr-defined]
 
     return mutate
 
@@ -554,6 +857,12 @@ PARALLELISM = ("metadata", "annotations", m.PARALLELISM_ANNOTATION)
 SMS, TICK = "Trigger/sms-sender", "Trigger/scheduler-tick"
 ENV_SET = "run.envs"
 CM = "patient-notify-config"
+DB, MQ = "NetworkPolicy/patient-notify-database", "NetworkPolicy/patient-notify-rabbitmq"
+JOB, POD = "Job/patient-notify-migrate", "spec.template.spec"
+SPLIT, AIO = "overlay/split", "overlay/all-in-one"
+CONCURRENCY = "deploy.options.resources.limits.concurrency"
+TYPE = "spec.filter.attributes.type"
+BAD_PATH = "- op: replace\n  path: /spec/subscribr/ref/name\n  value: patient-notify"
 
 # One row per rule: (what to break, how, text the resulting problem must contain).
 # fmt: off
@@ -609,6 +918,40 @@ BREAKAGES = [
     pytest.param("func/sms-sender", _set("deploy.healthEndpoints.liveness", "/healthz"), "healthEndpoints", id="health"),
     pytest.param("func/sms-sender", _set("deploy.options.resources.requests.memory", "lots"), "does not match", id="quantity"),
     pytest.param("func/patient-notify", _set("namespace", "default"), "namespace is 'default'", id="func-ns"),
+    # func.yaml: containerConcurrency sized to the database pool, 1 for single-instance functions
+    pytest.param("func/dispatcher", _delete(CONCURRENCY), "is not set", id="concurrency-unset"),
+    pytest.param("func/dispatcher", _set(CONCURRENCY, 50), "above the database pool", id="concurrency-pool"),
+    pytest.param("func/scheduler", _set(CONCURRENCY, 5), "max scale 1", id="concurrency-singleton"),
+    # event flow: what the code emits or the outside sends is routed, and nothing else
+    pytest.param("Trigger/email-sender", _set(TYPE, "org.patientnotify.sms.send.v1"), "emitted by a function but no Trigger", id="emitted-unrouted"),
+    pytest.param("Trigger/dispatcher-appointment-changed", _set(TYPE, "org.patientnotify.notice.due.v1"), "comes from outside but no Trigger", id="external-unrouted"),
+    # the all-in-one function routes like the split Triggers
+    pytest.param(SMS, _set("spec.subscriber.ref.name", "email-sender"), "all-in-one function routes it", id="aio-routing"),
+    # overlays: resources, patches and images that resolve; what each applies passes every check
+    pytest.param(SPLIT, _append("resources", "../../nope"), "'../../nope' does not exist", id="overlay-resource"),
+    pytest.param(SPLIT, _set("namePrefix", "pn-"), "not implemented by the offline renderer", id="overlay-field"),
+    pytest.param(SPLIT, _delete("images"), "still the placeholder", id="job-image-placeholder"),
+    pytest.param(SPLIT, _set("images.0.newName", "ghcr.io/acme/dispatch"), "none that `func deploy` pushes", id="job-image-unknown"),
+    pytest.param(SPLIT, _set("images.0.name", "patient-notify-fn"), "matches no container image", id="image-unmatched"),
+    pytest.param(AIO, _delete("patches"), "(known: patient-notify)", id="aio-unpatched"),
+    pytest.param(AIO, _set("patches.1.target.name", "defualt"), "matches no resource", id="patch-target"),
+    pytest.param(AIO, _set("patches.0.patch", BAD_PATH), "'subscribr' does not exist", id="patch-path"),
+    pytest.param(AIO, _set("patches.0.path", "subscribers.yaml"), "write the patch inline", id="patch-file"),
+    pytest.param(AIO, _set("images.0.newName", "ghcr.io/acme/dispatcher"), "none that `func deploy` pushes", id="aio-job-image"),
+    # the migration Job
+    pytest.param(JOB, _set(f"{POD}.restartPolicy", "Always"), "is not one of ['Never', 'OnFailure']", id="job-schema"),
+    pytest.param(JOB, _set(f"{POD}.containers.0.command", ["python", "-m", "patient_notify"]), "does not run python -m patient_notify.db", id="job-command"),
+    pytest.param(JOB, _set(f"{POD}.containers.0.env", [{"name": "DATABASE_URL", "value": "postgresql://x"}]), "DATABASE_URL must come from", id="job-secret"),
+    pytest.param(JOB, _set(("spec", "template", "metadata", "labels", "app.kubernetes.io/component"), "batch"), "Job 'patient-notify-migrate'", id="job-labels"),
+    # NetworkPolicies: the database admits the functions and the Job, RabbitMQ the broker, nothing else
+    pytest.param(DB, _remove("spec.ingress.0.from.0.podSelector.matchExpressions.0.values", "dispatcher"), "function 'dispatcher' ({'serving.knative.dev/service': 'dispatcher'}) cannot reach the database", id="db-function"),
+    pytest.param(DB, _append("spec.ingress.0.from", {"podSelector": {}}), "an unlabelled pod ({}) can reach the database", id="db-open"),
+    pytest.param(DB, _set("spec.podSelector.matchLabels", {"app": "pg"}), "no NetworkPolicy selects the database", id="db-unguarded"),
+    pytest.param(DB, _set("spec.podSelectr", {}), "Additional properties", id="netpol-schema"),
+    pytest.param(MQ, _set(("spec", "ingress", "0", "from", "0", "podSelector", "matchLabels", "eventing.knative.dev/broker"), "other"), "ingress pods", id="mq-broker"),
+    pytest.param(MQ, _append("spec.ingress", {"ports": [{"port": 5672}]}), "has no `from`", id="mq-no-from"),
+    pytest.param(MQ, _append("spec.ingress.0.from", {"namespaceSelector": {}}), "every pod of every namespace", id="mq-all-namespaces"),
+    pytest.param(MQ, _append("spec.ingress.0.from", {"podSelector": {"matchLabels": {"serving.knative.dev/service": "etl"}}}), "function 'etl' ({'serving.knative.dev/service': 'etl'}) can reach RabbitMQ", id="mq-function"),
 ]
 # fmt: on
 
@@ -622,7 +965,8 @@ class TestChecksAreNotVacuous:
         project = copy.deepcopy(PROJECT)
         assert m.check_project(project) == []
         kind, name = target.split("/")
-        mutate(_func(project, name) if kind == "func" else _doc(project, kind, name))
+        bodies = {"func": _func, "overlay": _overlay}
+        mutate(bodies[kind](project, name) if kind in bodies else _doc(project, kind, name))
         problems = m.check_project(project)
         assert any(expected in p for p in problems), "\n".join(problems) or "no problem reported"
 
