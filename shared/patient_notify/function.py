@@ -129,6 +129,9 @@ class EventFunction(Generic[S]):
             await _respond(send, 405, {"error": "POST a CloudEvent"})
             return
         body = await _read_body(receive)
+        if body is None:  # the sender hung up mid-request (its timeout): it will retry; nothing to keep
+            log.warning("request.abandoned", extra={"function": self.name})
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         status, outcome = await self.process(headers, body)
         await _respond(send, status, {"outcome": outcome})
@@ -171,10 +174,13 @@ async def _close(runtime: Runtime) -> None:
     await runtime.db.close()
 
 
-async def _read_body(receive: ASGIReceive) -> bytes:
+async def _read_body(receive: ASGIReceive) -> bytes | None:
+    """The whole body, or None if the client disconnected before sending it all."""
     chunks = []
     while True:
         message = await receive()
+        if message.get("type") == "http.disconnect":
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
