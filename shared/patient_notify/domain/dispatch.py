@@ -8,7 +8,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from patient_notify.domain.alerts import Alert
-from patient_notify.domain.channels import choose_channels
+from patient_notify.domain.channels import ChannelChoice, choose_channels
 from patient_notify.domain.models import (
     Appointment,
     Channel,
@@ -18,7 +18,7 @@ from patient_notify.domain.models import (
 )
 from patient_notify.domain.templates import MessageFacts, language_for, render_reminder
 
-__all__ = ["DispatchContext", "DispatchDecision", "NotificationIntent", "plan_reminder_dispatch"]
+__all__ = ["DispatchContext", "DispatchDecision", "NotificationIntent", "plan_reminder_dispatch", "unreachable_alerts"]
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,7 @@ def plan_reminder_dispatch(local_date: date, ctx: DispatchContext) -> DispatchDe
     if appt.starts_at.astimezone(ctx.patient_zone).date() != local_date:
         return DispatchDecision(skipped="appointment moved to another day")
     choice = choose_channels(ctx.patient.channel_preference, ctx.contacts)
-    alerts = tuple(
-        Alert(f"unreachable:{appt.id}:{channel}:{local_date}", "no_usable_contact",
-              "critical" if not choice.targets else "warning", appt.id,
-              f"reminder for appointment {appt.id}: patient has no usable {channel} contact point")
-        for channel in choice.unreachable
-    )  # fmt: skip
+    alerts = unreachable_alerts(appt.id, choice, f"{local_date}", "reminder")
     language = language_for(ctx.patient.language)
     facts = MessageFacts(
         given_name=ctx.patient.given_name,
@@ -82,3 +77,13 @@ def plan_reminder_dispatch(local_date: date, ctx: DispatchContext) -> DispatchDe
             "reminder", target.channel, target.address, language, text.subject, text.body,
         ))  # fmt: skip
     return DispatchDecision(tuple(intents), alerts)
+
+
+def unreachable_alerts(appointment_id: str, choice: ChannelChoice, occasion: str, what: str) -> tuple[Alert, ...]:
+    """One alert per chosen channel without a usable contact: critical when nothing can be sent."""
+    return tuple(
+        Alert(f"unreachable:{appointment_id}:{channel}:{occasion}", "no_usable_contact",
+              "critical" if not choice.targets else "warning", appointment_id,
+              f"{what} for appointment {appointment_id}: patient has no usable {channel} contact point")
+        for channel in choice.unreachable
+    )  # fmt: skip

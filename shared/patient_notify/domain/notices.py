@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from patient_notify.domain.alerts import Alert
 from patient_notify.domain.channels import choose_channels
-from patient_notify.domain.dispatch import DispatchContext, DispatchDecision, NotificationIntent
+from patient_notify.domain.dispatch import DispatchContext, DispatchDecision, NotificationIntent, unreachable_alerts
 from patient_notify.domain.localtime import instant_at
 from patient_notify.domain.notice_templates import NoticeFacts, render_notice
 from patient_notify.domain.templates import language_for
@@ -56,12 +55,7 @@ def plan_change_notice(
         return DispatchDecision(skipped=f"version {version} superseded by {appt.version}")
     choice = choose_channels(ctx.patient.channel_preference, ctx.contacts)
     kind = "cancellation" if reason == "cancelled" else "change"
-    alerts = tuple(
-        Alert(f"unreachable:{appt.id}:{channel}:v{version}", "no_usable_contact",
-              "critical" if not choice.targets else "warning", appt.id,
-              f"{kind} notice for appointment {appt.id}: patient has no usable {channel} contact point")
-        for channel in choice.unreachable
-    )  # fmt: skip
+    alerts = unreachable_alerts(appt.id, choice, f"v{version}", f"{kind} notice")
     clinic = ZoneInfo(ctx.location.timezone)
     facts = NoticeFacts(
         given_name=ctx.patient.given_name, starts_at_local=appt.starts_at.astimezone(clinic),
