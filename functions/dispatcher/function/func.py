@@ -8,7 +8,7 @@ announcements from the appointment system). Every path claims one notification p
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from patient_notify.codec import model_from_event
 from patient_notify.db import Transaction
 from patient_notify.domain.dispatch import DispatchDecision, plan_reminder_dispatch
 from patient_notify.domain.notices import QuietHours, plan_change_notice
+from patient_notify.errors import EventRejected
 from patient_notify.events import AppointmentChanged, ChangeNoticeDue, ReminderDue
 from patient_notify.function import EventFunction, Route, Runtime
 from patient_notify.outbox import stage
@@ -32,6 +33,7 @@ from .claims import claim_and_stage, seen_before
 from .context import context_from_row
 
 log = logging.getLogger(__name__)
+Plan = Callable[[Transaction], Awaitable[DispatchDecision | None]]
 
 
 class DispatcherSettings(Settings):
@@ -96,13 +98,13 @@ class Dispatcher:
             await tx.all("supersede_pending_reminders", {"appointment_id": due.appointment_id, "version": due.version})
         return decision
 
-    async def _dispatch(self, event: BaseCloudEvent, plan: Any) -> None:
+    async def _dispatch(self, event: BaseCloudEvent, plan: Plan) -> None:
         """Once per inbound event: plan in one transaction with the claims and their send events."""
         async with self._runtime.db.transaction() as tx:
             if await seen_before(tx, event):
                 log.info("dispatch.duplicate", extra={"event_id": event.get_id(), "event_type": event.get_type()})
                 return
-            decision: DispatchDecision | None = await plan(tx)
+            decision = await plan(tx)
             if decision is None:
                 return
             ids = await stage(tx, await claim_and_stage(tx, decision))
@@ -114,8 +116,6 @@ class Dispatcher:
 
 
 async def _context_row(tx: Transaction, appointment_id: str) -> Mapping[str, Any]:
-    from patient_notify.errors import EventRejected
-
     row = await tx.one("dispatch_context", {"appointment_id": appointment_id})
     if row is None:
         raise EventRejected(f"unknown appointment {appointment_id}")
