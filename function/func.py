@@ -14,6 +14,7 @@ from typing import Any
 
 from patient_notify.codec import decode_http
 from patient_notify.errors import EventRejected
+from patient_notify.function import read_body
 
 from .routing import FALLBACK_STEP, STEPS, step_for
 from .steps import ASGIReceive, ASGISend, Step, load_step
@@ -42,7 +43,9 @@ class AllInOne:
 
     async def handle(self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
         """Read the request once, pick the step, and let it handle a replay of the request."""
-        body = await _read_body(receive)
+        body = await read_body(receive)
+        if body is None:  # the sender hung up mid-request: it will retry; nothing to route
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         step = self._steps[self.route(headers, body) if scope.get("method") == "POST" else FALLBACK_STEP]
 
@@ -64,15 +67,6 @@ class AllInOne:
 def _all_of(results: Mapping[str, tuple[bool, str]]) -> tuple[bool, str]:
     failing = [f"{name}: {message}" for name, (ok, message) in results.items() if not ok]
     return not failing, "; ".join(failing) or "OK"
-
-
-async def _read_body(receive: ASGIReceive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 def new(steps: Sequence[str] = STEPS) -> AllInOne:

@@ -38,7 +38,7 @@ from patient_notify.outbox import Publisher
 from patient_notify.records import record_dead_letter, record_rejected
 from patient_notify.settings import Settings
 
-__all__ = ["EventFunction", "Route", "Runtime"]
+__all__ = ["EventFunction", "Route", "Runtime", "read_body"]
 
 log = logging.getLogger(__name__)
 S = TypeVar("S", bound=Settings)
@@ -128,7 +128,7 @@ class EventFunction(Generic[S]):
         if scope.get("method") != "POST":
             await _respond(send, 405, {"error": "POST a CloudEvent"})
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:  # the sender hung up mid-request (its timeout): it will retry; nothing to keep
             log.warning("request.abandoned", extra={"function": self.name})
             return
@@ -174,7 +174,7 @@ async def _close(runtime: Runtime) -> None:
     await runtime.db.close()
 
 
-async def _read_body(receive: ASGIReceive) -> bytes | None:
+async def read_body(receive: ASGIReceive) -> bytes | None:
     """The whole body, or None if the client disconnected before sending it all."""
     chunks = []
     while True:
