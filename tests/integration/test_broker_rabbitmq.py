@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pika  # type: ignore[import-untyped]  # pika ships no stubs
@@ -35,40 +33,6 @@ def post_event(ingress: str, type_: str, client: httpx.Client | None = None, **e
     if client is None:
         return httpx.post(ingress, headers=headers, content=b'{"n": 1}')
     return client.post(ingress, headers=headers, content=b'{"n": 1}')
-
-
-class ScriptedReceiver:
-    """Like Receiver, but answers each request with the next status of a script, then the last one forever."""
-
-    def __init__(self, statuses: Sequence[int]) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self._script = list(statuses)
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> ScriptedReceiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                with receiver._lock:
-                    receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                    status = receiver._script.pop(0) if len(receiver._script) > 1 else receiver._script[0]
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @contextmanager
@@ -129,7 +93,7 @@ class TestDeliveryOutcomes:
     def test_retryable_status_is_retried_then_delivered_once(self) -> None:
         """503 twice then 200: three attempts, two retries, one delivery."""
         with (
-            ScriptedReceiver([503, 503, 200]) as subscriber,
+            Receiver(script=[503, 503], status=200) as subscriber,
             running([make_trigger("booked", "appt.booked")], {"booked": subscriber.url}) as router,
         ):
             post_event(router.ingress_url, "appt.booked")

@@ -17,15 +17,21 @@ class _Server(ThreadingHTTPServer):
 class Receiver:
     status: int = 202
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    script: list[int] = field(default_factory=list)  # statuses for the first requests, then `status`
+
+    def next_status(self) -> int:
+        with self._lock:
+            return self.script.pop(0) if self.script else self.status
 
     def __enter__(self) -> Receiver:
         receiver = self
+        self._lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(receiver.status)
+                self.send_response(receiver.next_status())
                 self.send_header("content-length", "0")
                 self.end_headers()
 
