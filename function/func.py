@@ -14,10 +14,10 @@ from typing import Any
 
 from patient_notify.codec import decode_http
 from patient_notify.errors import EventRejected
-from patient_notify.function import read_body
+from patient_notify.function import ASGIReceive, ASGISend, read_body
 
 from .routing import FALLBACK_STEP, STEPS, step_for
-from .steps import ASGIReceive, ASGISend, Step, load_step
+from .steps import Step, load_step
 
 __all__ = ["AllInOne", "new"]
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from patient_notify.function import ASGIReceive, ASGISend
+
 __all__ = ["Step", "load_step", "step_directory"]
 
-ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
-ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
 _HERE = Path(__file__).resolve().parent
 BUNDLED = _HERE / "steps"
 REPOSITORY = _HERE.parent / "functions"

@@ -38,7 +38,7 @@ from patient_notify.outbox import Publisher
 from patient_notify.records import record_dead_letter, record_rejected
 from patient_notify.settings import Settings
 
-__all__ = ["EventFunction", "Route", "Runtime", "read_body"]
+__all__ = ["ASGIReceive", "ASGISend", "EventFunction", "Route", "Runtime", "read_body"]
 
 log = logging.getLogger(__name__)
 S = TypeVar("S", bound=Settings)
