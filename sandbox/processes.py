@@ -61,7 +61,14 @@ class FunctionProcess:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self._process.returncode} before it was ready")
 
-        self.wait_ready_at(self.url, timeout, still_running)
+        try:
+            self.wait_ready_at(self.url, timeout, still_running)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{self.name} not ready after {timeout} s (its log says why)") from exc
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

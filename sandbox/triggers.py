@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Delivery", "Trigger", "load_triggers"]
+__all__ = ["Delivery", "Trigger", "load_triggers", "manifests"]
 
 _DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?$")
 
@@ -38,10 +38,11 @@ class Trigger:
 
 
 def load_triggers(folder: Path) -> list[Trigger]:
-    return [_trigger(doc) for doc in _documents(folder) if doc.get("kind") == "Trigger"]
+    return [_trigger(doc) for doc in manifests(folder) if doc.get("kind") == "Trigger"]
 
 
-def _documents(folder: Path) -> Iterator[dict[str, Any]]:
+def manifests(folder: Path) -> Iterator[dict[str, Any]]:
+    """Every document of every manifest under ``folder`` (examples and kustomizations left out)."""
     for path in sorted(folder.rglob("*.yaml")):
         if path.name != "kustomization.yaml" and "example" not in path.name:
             yield from (doc for doc in yaml.safe_load_all(path.read_text()) if doc)

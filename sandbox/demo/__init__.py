@@ -1,0 +1,1 @@
+"""``task demo`` and ``task dev``: the whole system on one machine, on embedded defaults."""
