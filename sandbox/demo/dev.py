@@ -65,7 +65,8 @@ Move an appointment (the change is signed with the demo's secret, then posted to
     "data":{{"appointment_id":"appt-1","source_version":9,"reason":"cancelled",
              "starts_at":"2030-01-01T09:00:00Z","location_id":"loc-1","status":"cancelled"}}}}' \\
   | APPOINTMENT_EVENTS_SECRET={EVENTS_SECRET} uv run python -m patient_notify.signing_cli sign \\
-      --secret-env APPOINTMENT_EVENTS_SECRET --binary | xargs curl -i {system.broker.ingress_url}
+      --secret-env APPOINTMENT_EVENTS_SECRET \\
+  | curl -sS -i {system.broker.ingress_url} -H 'content-type: application/cloudevents+json' --data-binary @-
 """
 
 
