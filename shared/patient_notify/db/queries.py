@@ -1,4 +1,6 @@
-"""Named SQL: every statement lives in ``sql/queries.sql`` under a ``-- name: <name>`` line."""
+"""Named SQL: every statement lives under a ``-- name: <name>`` line, in ``sql/queries.sql`` or in
+a file of its own area under ``sql/queries/`` (``webhooks.sql``, ``monitor.sql``, ...). A name is
+defined once across all of them."""
 
 from __future__ import annotations
 
@@ -22,4 +24,16 @@ def parse_queries(text: str) -> dict[str, LiteralString]:
     return queries
 
 
-QUERIES = parse_queries(resources.files("patient_notify.db").joinpath("sql/queries.sql").read_text("utf-8"))
+def _load() -> dict[str, LiteralString]:
+    sql = resources.files("patient_notify.db").joinpath("sql")
+    areas = sorted((f for f in sql.joinpath("queries").iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
+    queries: dict[str, LiteralString] = {}
+    for file in [sql.joinpath("queries.sql"), *areas]:
+        for name, statement in parse_queries(file.read_text("utf-8")).items():
+            if name in queries:
+                raise ValueError(f"query {name!r} is defined twice (again in {file.name})")
+            queries[name] = statement
+    return queries
+
+
+QUERIES = _load()
