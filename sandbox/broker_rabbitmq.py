@@ -4,22 +4,24 @@ Topology, all under ``<namespace>.``: a durable headers exchange ``broker``; per
 quorum queue ``<trigger>`` bound with ``x-match: all`` on its filter, and (with a deadLetterSink) a
 fanout exchange ``<trigger>.dlx`` feeding the quorum queue ``<trigger>.dlq``.
 
-Threads, one pika connection each (pika is not thread-safe): the ingress HTTP server's request
-threads hand events to one publisher thread (publisher confirms; 202 once confirmed, 500 on nack);
-per queue one consumer thread (prefetch 100) feeds a pool of ``parallelism`` workers that POST in
-binary mode, retry like LocalRouter, and hand the ack back with ``add_callback_threadsafe`` once
-the outcome is final. ``wait_idle`` counts messages routed against messages acked, then checks
-that every queue is empty. One module over STYLE's ~150 lines: the three parts share the counters.
+The ingress HTTP server's request threads hand events to ``Publisher`` threads (publisher confirms:
+202 once confirmed, 500 on a nack or while RabbitMQ is unreachable); per queue a ``Consumer`` feeds
+``parallelism`` workers that POST in binary mode, retry like LocalRouter, and ack once the outcome
+is final (both in ``rabbit_connections``, which also reconnects them after a RabbitMQ restart).
+
+``wait_idle`` tracks messages by (queue, message id), not by a bare count: an id joins when it is
+routed or delivered and leaves when acked, so a redelivery after a restart counts once and an ack
+lost with its connection is counted again when the message comes back. Then every queue must be
+empty too (messages nobody here counted, such as a publish whose confirm was lost but that landed).
+Over STYLE's ~150 lines: topology, ingress and dispatch share that pending set and the stats.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,123 +32,11 @@ import pika  # type: ignore[import-untyped]  # pika ships no stubs; types-pika (
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 
 from sandbox.amqp_codec import amqp_headers, binary_http_headers, filter_matches, is_retryable, reply_http_headers
+from sandbox.rabbit_connections import AMQP_ERRORS, Consumer, Publisher, Requeue, Stopped
 from sandbox.router import RouterStats
 from sandbox.triggers import Trigger
 
 __all__ = ["RabbitRouter"]
-
-_Publish = tuple[str, Mapping[str, str], bytes, "Future[bool]"]
-
-
-class _Stopped(Exception):
-    """The router is stopping: leave the message unacked so RabbitMQ redelivers it."""
-
-
-class _Publisher:
-    """``threads`` threads, each with its own confirming channel; ``publish`` blocks until confirmed or nacked.
-
-    Several channels because a quorum queue confirms only after its log is synced (~1.5 ms here), and
-    one channel waits for each confirm in turn: concurrent ingress requests would queue behind it.
-    """
-
-    def __init__(self, params: pika.URLParameters, threads: int) -> None:
-        self._params = params
-        self._requests: queue.Queue[_Publish | None] = queue.Queue()
-        self._threads = [
-            threading.Thread(target=self._run, name=f"rabbit-publisher-{n}", daemon=True) for n in range(threads)
-        ]
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self) -> None:
-        for _ in self._threads:
-            self._requests.put(None)
-        for thread in self._threads:
-            thread.join(10)
-
-    def publish(self, exchange: str, headers: Mapping[str, str], body: bytes) -> bool:
-        future: Future[bool] = Future()
-        self._requests.put((exchange, headers, body, future))
-        return future.result(timeout=30)
-
-    def _run(self) -> None:
-        connection = pika.BlockingConnection(self._params)
-        channel = connection.channel()
-        channel.confirm_delivery()
-        while (request := self._next(connection)) is not None:
-            exchange, headers, body, future = request
-            properties = pika.BasicProperties(headers=dict(headers), delivery_mode=pika.DeliveryMode.Persistent)
-            try:
-                channel.basic_publish(exchange, "", body, properties=properties)
-                future.set_result(True)
-            except pika.exceptions.NackError:
-                future.set_result(False)
-            except Exception as exc:  # noqa: BLE001 - hand any failure to the waiting caller
-                future.set_exception(exc)
-        connection.close()
-
-    def _next(self, connection: Any) -> _Publish | None:
-        while True:
-            try:
-                return self._requests.get(timeout=0.2)
-            except queue.Empty:
-                connection.process_data_events(0)  # heartbeats
-
-
-class _Consumer:
-    """One queue's dispatcher: a consumer thread and ``workers`` threads; acks go back to its thread."""
-
-    def __init__(
-        self,
-        params: pika.URLParameters,
-        queue_name: str,
-        workers: int,
-        handle: Callable[[dict[str, Any], bytes], None],
-        on_acked: Callable[[], None],
-    ) -> None:
-        self._params, self._queue_name = params, queue_name
-        self._handle, self._on_acked = handle, on_acked
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=queue_name)
-        self._closing = threading.Event()  # take no more messages; they stay in the queue
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"consume-{queue_name}", daemon=True)
-
-    def start(self) -> None:
-        self._connection = pika.BlockingConnection(self._params)
-        self._channel = self._connection.channel()
-        self._channel.basic_qos(prefetch_count=100)
-        self._channel.basic_consume(self._queue_name, self._on_message)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._closing.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._stopping.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._connection.process_data_events(time_limit=0.1)
-        self._connection.close()  # unacked messages go back to the queue
-
-    def _on_message(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        if not self._closing.is_set():
-            self._pool.submit(self._work, method.delivery_tag, dict(properties.headers or {}), body)
-
-    def _work(self, delivery_tag: int, headers: dict[str, Any], body: bytes) -> None:
-        try:
-            self._handle(headers, body)
-        except _Stopped:
-            return
-        self._connection.add_callback_threadsafe(partial(self._ack, delivery_tag))
-
-    def _ack(self, delivery_tag: int) -> None:
-        if not self._channel.is_open:
-            return  # stopping: RabbitMQ redelivers it
-        self._channel.basic_ack(delivery_tag)
-        self._on_acked()
 
 
 class RabbitRouter:
@@ -165,7 +55,7 @@ class RabbitRouter:
         self.exchange = f"{self.namespace}.broker"
         self.stats = RouterStats()
         self._lock = threading.Condition()
-        self._pending = 0  # messages routed to a queue and not yet acked
+        self._pending: set[tuple[str, str]] = set()  # (queue, message id): routed or delivered, not yet acked
         self._stopping = threading.Event()
         self._server = _ingress_server(self._ingest)
         self.ingress_url = f"http://127.0.0.1:{self._server.server_address[1]}/"
@@ -176,14 +66,15 @@ class RabbitRouter:
     def start(self) -> None:
         self._declare_topology()
         self._client = httpx.Client(limits=httpx.Limits(max_connections=200))
-        self._publisher = _Publisher(self._params, threads=4)
+        self._publisher = Publisher(self._params, threads=4)
         self._publisher.start()
         self._consumers = [self._consumer(t, dead=False) for t in self._triggers] + [
             self._consumer(t, dead=True) for t in self._triggers if t.delivery.dead_letter_service
         ]
         for consumer in self._consumers:
             consumer.start()
-        threading.Thread(target=self._server.serve_forever, name="rabbit-ingress", daemon=True).start()
+        serve = partial(self._server.serve_forever, poll_interval=0.05)  # stop() waits up to one poll
+        threading.Thread(target=serve, name="rabbit-ingress", daemon=True).start()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -200,13 +91,13 @@ class RabbitRouter:
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
-                if not self._lock.wait_for(lambda: self._pending == 0, max(0.0, deadline - time.monotonic())):
+                if not self._lock.wait_for(lambda: not self._pending, max(0.0, deadline - time.monotonic())):
                     return False
             if self._queued_messages() == 0:
                 return True
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(0.05)  # a message routed by someone else; not ours to count
+            self._stopping.wait(0.05)  # a message nobody here counted, or RabbitMQ unreachable: poll
 
     # topology
 
@@ -233,67 +124,82 @@ class RabbitRouter:
                     channel.exchange_delete(f"{self.queue_name(trigger)}.dlx")
             channel.exchange_delete(self.exchange)
 
-    def _queued_messages(self) -> int:
+    def _queued_messages(self) -> int | None:
+        """Ready messages in every queue; None while RabbitMQ is unreachable."""
         names = [self.queue_name(t) for t in self._triggers] + [
             self.queue_name(t, dead=True) for t in self._triggers if t.delivery.dead_letter_service
         ]
-        with _channel(self._params) as channel:
-            return sum(channel.queue_declare(n, passive=True).method.message_count for n in names)
+        try:
+            with _channel(self._params) as channel:
+                return sum(int(channel.queue_declare(n, passive=True).method.message_count) for n in names)
+        except AMQP_ERRORS:
+            return None
 
     # ingress and publishing
 
     def _ingest(self, headers: Mapping[str, str], body: bytes) -> int:
-        """The ingress's answer: 400 for anything not a CloudEvent, 202 once confirmed, 500 on nack."""
+        """The ingress's answer: 400 for anything not a CloudEvent, 202 once confirmed, else 500."""
         try:
             event = from_http_event(HTTPMessage(headers=dict(headers), body=body))
         except Exception:  # noqa: BLE001 - the real ingress answers 400 to anything that is not a CloudEvent
             return 400
         attributes, data = amqp_headers(event)
-        routed = sum(filter_matches(t.filter, attributes) for t in self._triggers)
-        if not self._publish(self.exchange, attributes, data, routed):
+        queues = [self.queue_name(t) for t in self._triggers if filter_matches(t.filter, attributes)]
+        if not self._publish(self.exchange, attributes, data, queues):
             return 500
         with self._lock:
             self.stats.ingested += 1
         return 202
 
-    def _publish(self, exchange: str, headers: Mapping[str, str], body: bytes, routed: int) -> bool:
-        """Counted before publishing so a fast consumer's ack never finds the count at zero early."""
-        self._count(routed)
+    def _publish(self, exchange: str, headers: Mapping[str, str], body: bytes, queues: Sequence[str]) -> bool:
+        """Tracked before publishing so a fast consumer's ack never finds the queues idle early."""
+        message_id = uuid.uuid4().hex
+        keys = {(queue, message_id) for queue in queues}
+        with self._lock:
+            self._pending |= keys
         try:
-            confirmed = self._publisher.publish(exchange, headers, body)
-        except Exception as exc:  # noqa: BLE001 - a broken channel answers like a nack, and shows in the stats
-            self.stats.errors.append(f"publish to {exchange}: {type(exc).__name__}: {exc}")
+            confirmed = self._publisher.publish(exchange, headers, body, message_id)
+        except Exception as exc:  # noqa: BLE001 - a lost or refused connection answers like a nack, and shows in the stats
+            with self._lock:
+                self.stats.errors.append(f"publish to {exchange}: {type(exc).__name__}: {exc}")
             confirmed = False
-        if not confirmed:
-            self._count(-routed)
+        if not confirmed:  # if it landed after all, its consumer tracks it on delivery
+            self._untrack(keys)
         return confirmed
 
-    def _count(self, delta: int) -> None:
+    def _track(self, queue: str, message_id: str) -> None:
         with self._lock:
-            self._pending += delta
+            self._pending.add((queue, message_id))
+
+    def _untrack(self, keys: set[tuple[str, str]]) -> None:
+        with self._lock:
+            self._pending -= keys
             self._lock.notify_all()
 
     # dispatch
 
-    def _consumer(self, trigger: Trigger, *, dead: bool) -> _Consumer:
-        handle = self._deliver_dead if dead else self._deliver
-        return _Consumer(
-            self._params,
-            self.queue_name(trigger, dead=dead),
-            trigger.parallelism,
-            partial(self._guarded, handle, trigger),
-            partial(self._count, -1),
-        )
+    def _consumer(self, trigger: Trigger, *, dead: bool) -> Consumer:
+        name = self.queue_name(trigger, dead=dead)
+        return Consumer(
+            self._params, name, trigger.parallelism,
+            handle=partial(self._guarded, self._deliver_dead if dead else self._deliver, trigger),
+            on_received=partial(self._track, name),
+            on_acked=lambda message_id: self._untrack({(name, message_id)}),
+            on_lost=self._record_error,
+        )  # fmt: skip
+
+    def _record_error(self, error: str) -> None:
+        with self._lock:
+            self.stats.errors.append(error)
 
     def _guarded(self, handle: Callable[[Trigger, dict[str, Any], bytes], None], trigger: Trigger,
                  headers: dict[str, Any], body: bytes) -> None:  # fmt: skip
         try:
             handle(trigger, headers, body)
-        except _Stopped:
+        except (Stopped, Requeue):
             raise
         except Exception as exc:  # noqa: BLE001 - a router bug shows in the stats; the message is acked like LocalRouter
-            with self._lock:
-                self.stats.errors.append(f"{trigger.name}: {type(exc).__name__}: {exc}")
+            self._record_error(f"{trigger.name}: {type(exc).__name__}: {exc}")
 
     def _deliver(self, trigger: Trigger, headers: dict[str, Any], body: bytes) -> None:
         url = self._endpoints[trigger.service]
@@ -301,8 +207,9 @@ class RabbitRouter:
         dead_letter = trigger.delivery.dead_letter_service
         if status is not None and is_retryable(status) and dead_letter:
             extensions = {"knativeerrordest": url, "knativeerrorcode": str(status)}
-            if not self._publish(f"{self.queue_name(trigger)}.dlx", {**headers, **extensions}, body, 1):
-                raise RuntimeError("dead-letter exchange nacked")
+            if not self._publish(f"{self.queue_name(trigger)}.dlx", {**headers, **extensions}, body,
+                                 [self.queue_name(trigger, dead=True)]):  # fmt: skip
+                raise Requeue  # not dead-lettered: deliver it again rather than lose it
         with self._lock:
             if status is None:
                 self.stats.delivered[trigger.name] += 1
@@ -326,9 +233,9 @@ class RabbitRouter:
             if attempt:
                 with self._lock:
                     self.stats.retried[trigger.name] += 1
-                factor = 2 ** (attempt - 1) if delivery.exponential else attempt
+                factor = 2**attempt if delivery.exponential else attempt  # eventing-rabbitmq: d·2^n or d·n
                 if self._stopping.wait(delivery.backoff_delay_s * factor * self._backoff_scale):
-                    raise _Stopped
+                    raise Stopped
             status = self._post(url, headers, body, delivery.timeout_s)
             if status < 300 or not is_retryable(status):
                 return None if status < 300 else status

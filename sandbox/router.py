@@ -97,6 +97,7 @@ class LocalRouter:
             config = Config()
             config.bind = [f"fd://{self._socket.detach()}"]
             config.accesslog = None
+            config.loglevel = "WARNING"  # not "Running on ..." in the demo's output
             self._started.set()
             await serve(
                 cast(Any, self._ingress),
@@ -178,7 +179,7 @@ class LocalRouter:
         for attempt in range(delivery.retry + 1):
             if attempt:
                 self.stats.retried[trigger.name] += 1
-                factor = 2 ** (attempt - 1) if delivery.exponential else attempt
+                factor = 2**attempt if delivery.exponential else attempt  # eventing-rabbitmq: d·2^n or d·n
                 await asyncio.sleep(delivery.backoff_delay_s * factor * self._backoff_scale)
             status = await self._post(url, event, delivery.timeout_s)
             if status < 300:
