@@ -21,6 +21,7 @@ ALLOWED_FIELDS = frozenset({
     "function", "event_type", "event_id", "event_source", "notification_id", "appointment_id",
     "status", "reason", "count", "published", "failed", "duration_ms", "provider", "provider_code",
     "channel", "attempt", "variable", "error_type", "status_code", "kind", "applied",
+    "receipt_id",  # a provider_receipts row: where the raw payload is kept, since it is never logged
 })  # fmt: skip
 
 # Third-party loggers that would print request bodies (recipient, message text) at INFO.
