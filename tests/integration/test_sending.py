@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -42,8 +42,11 @@ async def _state(db: Database, nid: int) -> tuple[str, list[str]]:
     return row["status"], kinds
 
 
-def _via(gateway: FakeSmsGateway) -> Callable[[Claimed], ProviderAccepted]:
-    return lambda claimed: gateway.send_sms(OutboundSms(claimed.recipient, claimed.body))
+def _via(gateway: FakeSmsGateway) -> Callable[[Claimed], Awaitable[ProviderAccepted]]:
+    async def send(claimed: Claimed) -> ProviderAccepted:
+        return gateway.send_sms(OutboundSms(claimed.recipient, claimed.body))
+
+    return send
 
 
 class TestDeliver:

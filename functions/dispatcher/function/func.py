@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 from pydantic import Field, SecretStr
@@ -19,7 +18,7 @@ from patient_notify.alerts import raise_alerts
 from patient_notify.changelog import recorded_change
 from patient_notify.codec import model_from_event
 from patient_notify.db import Transaction
-from patient_notify.domain.dispatch import DispatchDecision, plan_reminder_dispatch
+from patient_notify.domain.dispatch import DispatchContext, DispatchDecision, plan_reminder_dispatch
 from patient_notify.domain.notices import QuietHours, plan_change_notice
 from patient_notify.errors import EventRejected
 from patient_notify.events import AppointmentChanged, ChangeNoticeDue, ReminderDue
@@ -43,6 +42,7 @@ class DispatcherSettings(Settings):
     notice_quiet_start: time | None = None  # e.g. 21:00 in the patient's zone; unset: no quiet hours
     notice_quiet_end: time | None = None
     notice_urgent_hours: float = Field(default=24.0, ge=0)  # closer to the appointment: send even in quiet hours
+    email_fallback: bool = True  # an SMS-only patient whose number opted out is emailed (domain.channels)
 
     def quiet_hours(self) -> QuietHours:
         return QuietHours(self.notice_quiet_start, self.notice_quiet_end, timedelta(hours=self.notice_urgent_hours))
@@ -61,8 +61,7 @@ class Dispatcher:
         due = model_from_event(event, ReminderDue)
 
         async def plan(tx: Transaction) -> DispatchDecision | None:
-            row = await _context_row(tx, due.appointment_id)
-            return plan_reminder_dispatch(due.local_date, context_from_row(row))
+            return plan_reminder_dispatch(due.local_date, await self._context(tx, due.appointment_id))
 
         await self._dispatch(event, plan)
 
@@ -87,10 +86,10 @@ class Dispatcher:
         await self._dispatch(event, plan)
 
     async def _plan_notice(self, tx: Transaction, due: ChangeNoticeDue) -> DispatchDecision:
-        row = await _context_row(tx, due.appointment_id)
+        context = await self._context(tx, due.appointment_id)
         names = {r["id"]: r["name"] for r in await tx.all("location_names", {"ids": [due.previous.location_id]})}
         decision = plan_change_notice(
-            context_from_row(row), version=due.version, reason=due.reason, previous_start=due.previous.starts_at,
+            context, version=due.version, reason=due.reason, previous_start=due.previous.starts_at,
             previous_venue=names.get(due.previous.location_id, ""), now=datetime.now(UTC),
             quiet=self._settings.quiet_hours(),
         )  # fmt: skip
@@ -114,12 +113,14 @@ class Dispatcher:
             "event_type": event.get_type(), "count": len(ids), "reason": decision.skipped,
         })  # fmt: skip
 
-
-async def _context_row(tx: Transaction, appointment_id: str) -> Mapping[str, Any]:
-    row = await tx.one("dispatch_context", {"appointment_id": appointment_id})
-    if row is None:
-        raise EventRejected(f"unknown appointment {appointment_id}")
-    return row
+    async def _context(self, tx: Transaction, appointment_id: str) -> DispatchContext:
+        """The appointment, patient, clinic and contact points; opted-out and suppressed ones unusable."""
+        row = await tx.one("dispatch_context", {"appointment_id": appointment_id})
+        if row is None:
+            raise EventRejected(f"unknown appointment {appointment_id}")
+        blocked = await tx.all("sender_blocked_contacts", {"patient_id": row["patient_id"]})
+        pairs = {(b["channel"], b["value"]) for b in blocked}
+        return context_from_row(row, pairs, email_fallback=self._settings.email_fallback)
 
 
 def wire(settings: DispatcherSettings, runtime: Runtime) -> Mapping[str, Route]:

@@ -1,7 +1,13 @@
-"""email-sender: one email per send event, through SES v2 or an SMTP relay, exactly once."""
+"""email-sender: one email per send event, through SES v2 or an SMTP relay, exactly once.
+
+A suppressed address (hard bounce, complaint) is never written to: the notification is skipped
+with the reason ``suppressed``. SES is paced to ``SES_MAX_RATE`` across pods
+(``patient_notify.pacing``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Literal, Self
 
@@ -13,6 +19,7 @@ from patient_notify.delivery import EmailGateway, OutboundEmail, ProviderAccepte
 from patient_notify.errors import ConfigError
 from patient_notify.events import EmailSendRequested
 from patient_notify.function import EventFunction, Route, Runtime
+from patient_notify.pacing import Pacer, Rate
 from patient_notify.sending import Claimed, deliver
 from patient_notify.settings import Settings
 
@@ -33,6 +40,11 @@ class EmailSenderSettings(Settings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
+    # Pacing (unset: none): SES's account send rate, per second (a sandbox account: 1).
+    ses_max_rate: float | None = Field(default=None, gt=0)
+    ses_burst: int = Field(default=1, ge=1)
+    # About half the Trigger's 30 s timeout; a claim waits this long at most (stale after 120 s).
+    pacing_max_wait_s: float = Field(default=15.0, ge=0, le=60)
 
     @model_validator(mode="after")
     def _provider_configured(self) -> Self:
@@ -42,18 +54,28 @@ class EmailSenderSettings(Settings):
             raise ConfigError("SMTP_HOST", "required when EMAIL_PROVIDER=smtp")
         return self
 
+    def pacing(self) -> tuple[str, Rate | None]:
+        """The pacing key and rate: SES is paced per region; an SMTP relay paces itself."""
+        if self.email_provider == "ses" and self.ses_max_rate is not None:
+            return f"ses:{self.ses_region}", Rate(self.ses_max_rate, self.ses_burst)
+        return f"{self.email_provider}:", None
+
 
 class EmailSender:
-    def __init__(self, runtime: Runtime, gateway: EmailGateway) -> None:
+    def __init__(self, runtime: Runtime, gateway: EmailGateway, pacer: Pacer, settings: EmailSenderSettings) -> None:
         self._runtime = runtime
         self._gateway = gateway
+        self._pacer = pacer
+        self._pacing_key, self._rate = settings.pacing()
 
     async def on_send(self, event: BaseCloudEvent) -> None:
         request = model_from_event(event, EmailSendRequested)
         await deliver(self._runtime.db, request.notification_id, self._send)
 
-    def _send(self, claimed: Claimed) -> ProviderAccepted:
-        return self._gateway.send_email(OutboundEmail(claimed.recipient, claimed.subject, claimed.body))
+    async def _send(self, claimed: Claimed) -> ProviderAccepted:
+        await self._pacer.wait_turn(self._pacing_key, self._rate)  # after the claim, right before the call
+        email = OutboundEmail(claimed.recipient, claimed.subject, claimed.body)
+        return await asyncio.to_thread(self._gateway.send_email, email)
 
 
 def gateway_for(settings: EmailSenderSettings) -> EmailGateway:
@@ -76,7 +98,8 @@ def gateway_for(settings: EmailSenderSettings) -> EmailGateway:
 
 
 def wire(settings: EmailSenderSettings, runtime: Runtime) -> Mapping[str, Route]:
-    return {EmailSendRequested.TYPE: EmailSender(runtime, gateway_for(settings)).on_send}
+    pacer = Pacer(runtime.db, max_wait_s=settings.pacing_max_wait_s)
+    return {EmailSendRequested.TYPE: EmailSender(runtime, gateway_for(settings), pacer, settings).on_send}
 
 
 def new() -> EventFunction[EmailSenderSettings]:

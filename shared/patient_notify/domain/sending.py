@@ -1,15 +1,35 @@
-"""The sender's last look before calling a provider (DESIGN §5): is this message still right?"""
+"""The sender's decisions (DESIGN §5, §7): is this message still right to send, and when a message
+cannot reach its recipient, may an email take its place?"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["STALE_SENDING_S", "SendCandidate", "Verdict", "send_verdict"]
+__all__ = [
+    "OPTED_OUT",
+    "PROVIDER_OPT_OUT",
+    "STALE_SENDING_S",
+    "SUPPRESSED",
+    "SendCandidate",
+    "Verdict",
+    "fallback_blocker",
+    "number_cannot_take_sms",
+    "send_verdict",
+]
 
 # A claim older than this never settled (crash or lost database between call and record): a
 # redelivery must not assume it is still in flight. Well above the providers' 10 s timeouts.
 STALE_SENDING_S = 120.0
+OPTED_OUT, SUPPRESSED = "opted out", "suppressed"  # skip reasons, as stored
+# Refusals that say the number cannot take an SMS from anyone: (provider, code).
+_NUMBER_REFUSALS = frozenset({
+    ("twilio", "21211"),  # invalid 'To' number
+    ("twilio", "21614"),  # not a mobile number
+    ("twilio", "21610"),  # the recipient replied STOP to us before we knew
+    ("sns", "InvalidParameter"),  # SNS's answer to a number it cannot text
+})  # fmt: skip
+PROVIDER_OPT_OUT = ("twilio", "21610")
 
 
 @dataclass(frozen=True)
@@ -20,6 +40,7 @@ class SendCandidate:
     appointment_status: str  # as stored now
     current_version: int
     status_age_s: float  # how long it has had its current status
+    blocked: str | None = None  # OPTED_OUT or SUPPRESSED when the recipient may not be written to
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,7 @@ class Verdict:
     action: Literal["send", "skip", "done", "stale"]
     reason: str = ""
     alert: str | None = None  # an alert kind to raise with the outcome
+    blocked: bool = False  # skipped because of the recipient's opt-out or suppression
 
 
 def send_verdict(n: SendCandidate) -> Verdict:
@@ -39,4 +61,24 @@ def send_verdict(n: SendCandidate) -> Verdict:
     if n.current_version != n.appointment_version:
         # The notice for the newer version tells the patient; this text would be out of date.
         return Verdict("skip", f"appointment changed (v{n.appointment_version} → v{n.current_version})")
+    if n.blocked is not None:
+        return Verdict("skip", n.blocked, blocked=True)  # never written to, whatever the message
     return Verdict("send")
+
+
+def number_cannot_take_sms(provider: str, code: str) -> bool:
+    """A permanent refusal about the number itself (not our request): email may reach the patient."""
+    return (provider, code) in _NUMBER_REFUSALS
+
+
+def fallback_blocker(channel: str, status: str, skip_reason: str | None) -> str | None:
+    """Why this message may not be replaced by an email, or None when it may.
+
+    Only an SMS that surely did not reach the patient: failed, undelivered, or skipped because the
+    number opted out. Never one that may yet arrive (queued, sending, sent, unknown).
+    """
+    if channel != "sms":
+        return f"a {channel} message has no fallback"
+    if status in ("failed", "undelivered") or (status == "skipped" and skip_reason == OPTED_OUT):
+        return None
+    return f"the message is {status}" + (f" ({skip_reason})" if skip_reason else "")
