@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from cloudevents.core.base import BaseCloudEvent
+from pydantic import Field
 
 from patient_notify.alerts import raise_alerts
 from patient_notify.codec import model_from_event, new_event
@@ -15,6 +16,7 @@ from patient_notify.function import EventFunction, Route, Runtime
 from patient_notify.outbox import stage
 from patient_notify.settings import Settings
 
+from .capacity import WINDOW, capacity_alerts, loads_from_rows, shortfalls
 from .planning import missed_reminder_alerts, reminders_due
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,9 @@ SOURCE = "/patient-notify/scheduler"
 class SchedulerSettings(Settings):
     reminder_late_cutoff_hours: float = 12.0  # a late reminder still goes out until this long before
     scheduler_batch_size: int = 5000
+    # Sending capacity, for the daily check that each window's reminders fit (capacity_short alert).
+    sms_rate_per_s: float = Field(default=1.0, gt=0)  # a US long code sends about 1 SMS a second
+    email_rate_per_s: float = Field(default=1.0, gt=0)  # SES sandbox; production accounts start at 14
 
 
 class Scheduler:
@@ -31,6 +36,7 @@ class Scheduler:
         self._runtime = runtime
         self._cutoff = timedelta(hours=settings.reminder_late_cutoff_hours)
         self._batch = settings.scheduler_batch_size
+        self._rates = {"sms": settings.sms_rate_per_s, "email": settings.email_rate_per_s}
 
     async def on_tick(self, event: BaseCloudEvent) -> None:
         """The tick's ``time`` is the instant planned for: the PingSource is the clock."""
@@ -44,9 +50,19 @@ class Scheduler:
         missed = await self._give_up_missed(now)
         released = await self._release_held_notices(now)
         drained = await self._runtime.publisher.drain()
+        await self._check_capacity(now)
         log.info("reminders.planned", extra={
             "count": planned, "failed": missed, "applied": released, "published": drained.published,
         })  # fmt: skip
+
+    async def _check_capacity(self, now: datetime) -> None:
+        """The next 24 hours' reminders against the providers' rates; an alert per channel and day."""
+        async with self._runtime.db.transaction() as tx:
+            params = {"now": now, "since": now - WINDOW, "until": now + timedelta(hours=24)}
+            short = shortfalls(loads_from_rows(await tx.all("monitor_reminder_load", params)), self._rates, now)
+            await raise_alerts(tx, capacity_alerts(short))
+        for s in short:
+            log.warning("capacity.short", extra={"channel": s.channel, "count": s.demand})
 
     async def _release_held_notices(self, now: datetime) -> int:
         """Change notices held through quiet hours whose hold has ended get their send events."""

@@ -126,10 +126,23 @@ WHERE id IN (
 RETURNING id, appointment_id, channel;
 
 -- name: raise_alerts
-INSERT INTO alerts (dedup_key, kind, severity, subject, detail)
-SELECT * FROM unnest(%(dedup_keys)s::text[], %(kinds)s::text[], %(severities)s::text[],
-                     %(subjects)s::text[], %(details)s::text[])
-ON CONFLICT (dedup_key) DO NOTHING;
+-- One row per incident: seen again, it is counted and takes the latest detail (created_at stays
+-- the first sighting); seen after it was resolved, it opens again, unacknowledged.
+-- One row per key even when a batch repeats one (the last wins), written in key order so two
+-- transactions raising the same keys cannot deadlock.
+INSERT INTO alerts AS a (dedup_key, kind, severity, subject, detail)
+SELECT DISTINCT ON (dedup_key) dedup_key, kind, severity, subject, detail
+FROM unnest(%(dedup_keys)s::text[], %(kinds)s::text[], %(severities)s::text[],
+            %(subjects)s::text[], %(details)s::text[]) WITH ORDINALITY
+    AS i (dedup_key, kind, severity, subject, detail, n)
+ORDER BY dedup_key, n DESC
+ON CONFLICT (dedup_key) DO UPDATE SET
+    last_seen_at = now(),
+    occurrences = a.occurrences + 1,
+    severity = EXCLUDED.severity,
+    detail = EXCLUDED.detail,
+    resolved_at = NULL,
+    acknowledged_at = CASE WHEN a.resolved_at IS NULL THEN a.acknowledged_at END;
 
 -- name: lock_notification_for_send
 SELECT n.id, n.status, n.kind, n.channel, n.recipient, n.subject, n.body, n.attempts,
@@ -149,7 +162,8 @@ UPDATE notifications SET
     provider = coalesce(%(provider)s, provider),
     provider_message_id = coalesce(%(provider_message_id)s, provider_message_id),
     last_error = coalesce(%(error)s, last_error),
-    skip_reason = coalesce(%(skip_reason)s, skip_reason)
+    skip_reason = coalesce(%(skip_reason)s, skip_reason),
+    sent_at = CASE WHEN %(to_status)s = 'sent' THEN now() ELSE sent_at END
 WHERE id = %(id)s AND status = %(from_status)s
 RETURNING id;
 
