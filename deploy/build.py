@@ -23,7 +23,9 @@ from pathlib import Path
 __all__ = ["ALL_IN_ONE", "FUNCTIONS", "build", "build_all_in_one", "build_function"]
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTIONS = ("etl", "scheduler", "dispatcher", "sms-sender", "email-sender")
+FUNCTIONS = ("etl", "scheduler", "dispatcher", "sms-sender", "email-sender", "monitor", "webhooks")
+# webhooks is public HTTP (provider callbacks), not events: its own Service in either shape.
+STEPS = tuple(name for name in FUNCTIONS if name != "webhooks")
 ALL_IN_ONE = "all-in-one"
 SHARED = "patient-notify-shared"
 VENDORED = f"vendor/{SHARED}"
@@ -58,10 +60,10 @@ def build_all_in_one(root: Path = ROOT, out: Path | None = None) -> Path:
     context = _fresh(out or root / "build", ALL_IN_ONE)
     shutil.copy2(root / "func.yaml", context / "func.yaml")
     shutil.copytree(root / "function", context / "function", ignore=_IGNORE)
-    for name in FUNCTIONS:
+    for name in STEPS:
         shutil.copytree(root / "functions" / name / "function", context / "function" / "steps" / name, ignore=_IGNORE)
     _vendor_shared(root, context)
-    requirements = _union(_dependencies(root / "functions" / name / "pyproject.toml") for name in FUNCTIONS)
+    requirements = _union(_dependencies(root / "functions" / name / "pyproject.toml") for name in STEPS)
     (context / "pyproject.toml").write_text(all_in_one_pyproject(requirements), encoding="utf-8")
     return context
 

@@ -19,7 +19,7 @@ from patient_notify.events import (
 
 __all__ = ["DEAD_LETTER_STEP", "FALLBACK_STEP", "STEPS", "step_for"]
 
-STEPS = ("etl", "scheduler", "dispatcher", "sms-sender", "email-sender")
+STEPS = ("etl", "scheduler", "dispatcher", "sms-sender", "email-sender", "monitor")
 STEP_FOR_TYPE = {
     ReminderDue.TYPE: "dispatcher",
     ChangeNoticeDue.TYPE: "dispatcher",
@@ -27,7 +27,7 @@ STEP_FOR_TYPE = {
     SmsSendRequested.TYPE: "sms-sender",
     EmailSendRequested.TYPE: "email-sender",
 }
-STEP_FOR_PINGSOURCE = {"scheduler-tick": "scheduler", "etl-tick": "etl"}
+STEP_FOR_PINGSOURCE = {"scheduler-tick": "scheduler", "etl-tick": "etl", "monitor-tick": "monitor"}
 # Every Trigger's dead-letter sink is the dispatcher, which records dead letters.
 DEAD_LETTER_STEP = "dispatcher"
 # What no step takes (a tick from an unknown PingSource, an unknown type, a request that is not

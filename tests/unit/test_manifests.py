@@ -53,17 +53,25 @@ SECRET_ENV = {
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "ETL_SOURCE_TOKEN",
+    "RABBITMQ_URL",
+    "ALERT_WEBHOOK_URL",
+    "ALERT_WEBHOOK_TOKEN",
+    "ALERT_SLACK_WEBHOOK_URL",
+    "ALERT_PAGERDUTY_ROUTING_KEY",
     "APPOINTMENT_EVENTS_SECRET",
     "APPOINTMENT_EVENTS_PREVIOUS_SECRET",
 }
 ETL_ENV = {"ETL_SOURCE", "ETL_SOURCE_URL", "ETL_DEFAULT_ZONE"}
 NOTICE_ENV = {"APPOINTMENT_EVENTS_SECRET", "NOTICE_QUIET_START", "NOTICE_QUIET_END", "NOTICE_URGENT_HOURS"}
+MONITOR_ENV = {"MONITOR_DLQ_QUEUES", "RABBITMQ_URL", "ALERT_SINKS", "ETL_STALE_AFTER_MINUTES"}
 REQUIRED_ENV = {
     "etl": COMMON_ENV | ETL_ENV,
     "scheduler": COMMON_ENV,
     "dispatcher": COMMON_ENV | NOTICE_ENV,
     "sms-sender": COMMON_ENV | SMS_ENV,
     "email-sender": COMMON_ENV | EMAIL_ENV,
+    "monitor": COMMON_ENV | MONITOR_ENV,
+    "webhooks": {"DATABASE_URL", "LOG_LEVEL", "TWILIO_AUTH_TOKEN", "WEBHOOKS_PUBLIC_URL", "SES_EVENTS_TOPIC_ARN"},
     "patient-notify": COMMON_ENV | SMS_ENV | EMAIL_ENV | ETL_ENV | NOTICE_ENV,
 }
 # (min, max) scale per function: None = no bound required.
@@ -73,6 +81,8 @@ SCALE = {
     "dispatcher": (1, None),  # change notices must not wait for a cold start
     "sms-sender": (1, 10),  # change notices must not wait for a cold start
     "email-sender": (1, 10),
+    "monitor": (None, 1),  # one tick at a time
+    "webhooks": (1, None),  # provider callbacks and STOP replies must not wait for a cold start
     "patient-notify": (
         1,
         None,
@@ -88,6 +98,8 @@ CONCURRENCY_PER_FUNCTION = {
     "dispatcher": m.DB_POOL_MAX,
     "sms-sender": m.DB_POOL_MAX,
     "email-sender": m.DB_POOL_MAX,
+    "monitor": 1,
+    "webhooks": m.DB_POOL_MAX,
     "patient-notify": m.DB_POOL_MAX,
 }
 
@@ -542,6 +554,7 @@ class TestOverlays:
             "dispatcher",
             "sms-sender",
             "email-sender",
+            "monitor",
         }
 
     def test_all_in_one_routes_everything_to_one_service(self) -> None:
