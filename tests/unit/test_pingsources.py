@@ -17,9 +17,9 @@ def _times(source: PingSource, after: datetime, count: int) -> list[datetime]:
 
 class TestLoading:
     def test_the_manifests_pingsources_are_read_with_schedule_zone_and_data(self) -> None:
-        """Both ticks from knative/base/pingsources.yaml, with the fields the ping adapter uses."""
+        """Every tick from knative/base/pingsources.yaml, with the fields the ping adapter uses."""
         sources = {s.name: s for s in load_pingsources(ROOT / "knative")}
-        assert set(sources) == {"scheduler-tick", "etl-tick"}
+        assert set(sources) == {"scheduler-tick", "etl-tick", "monitor-tick"}
         scheduler = sources["scheduler-tick"]
         assert (scheduler.schedule, scheduler.timezone, scheduler.data) == (
             "*/5 * * * *", "Etc/UTC", '{"job":"plan-reminders"}',
