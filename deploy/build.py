@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["ALL_IN_ONE", "FUNCTIONS", "build", "build_all_in_one", "build_function"]
+__all__ = ["ALL_IN_ONE", "FUNCTIONS", "STEPS", "build", "build_all_in_one", "build_function"]
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = ("etl", "scheduler", "dispatcher", "sms-sender", "email-sender", "monitor", "webhooks")

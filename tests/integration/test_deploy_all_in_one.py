@@ -66,7 +66,7 @@ class TestAllInOne:
     def test_context_holds_every_step(self, installed: Installed) -> None:
         """The build context and the installed package carry every step inside the root function."""
         site_packages = next((installed.environment / "lib").glob("python3*/site-packages"))
-        for name in build.FUNCTIONS:
+        for name in build.STEPS:
             assert (installed.context / "function" / "steps" / name / "func.py").is_file()
             assert (site_packages / "function" / "steps" / name / "func.py").is_file()
 

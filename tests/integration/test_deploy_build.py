@@ -39,6 +39,8 @@ SETTINGS = {
         "TWILIO_FROM_NUMBER": "+15005550006",
     },
     "email-sender": {"EMAIL_FROM": "clinic@example.org", "SES_REGION": "eu-west-1"},
+    "monitor": {},
+    "webhooks": {"TWILIO_AUTH_TOKEN": "t", "WEBHOOKS_PUBLIC_URL": "http://127.0.0.1/"},
 }
 UNKNOWN_EVENT = {
     "ce-specversion": "1.0", "ce-id": "deploy-test-1", "ce-source": "/deploy-test",
@@ -107,7 +109,7 @@ class TestInstalledFunctions:
         site_packages = str(trial.environment / "lib")
         assert all(line.startswith(site_packages) for line in result.stdout.split()), result.stdout
 
-    @pytest.mark.parametrize("name", build.FUNCTIONS)
+    @pytest.mark.parametrize("name", build.STEPS)
     def test_serves_probes_and_answers_a_cloudevent(
         self, name: str, installed: dict[str, Installed], migrated_database_url: str, log: IO[bytes]
     ) -> None:
@@ -121,3 +123,17 @@ class TestInstalledFunctions:
         with psycopg.connect(migrated_database_url) as conn:
             rows = conn.execute("SELECT receiver, event_type FROM rejected_events").fetchall()
         assert rows == [(name, "org.example.unknown.v1")]
+
+    def test_webhooks_serves_probes_and_keeps_an_unsigned_callback(
+        self, installed: dict[str, Installed], migrated_database_url: str, log: IO[bytes]
+    ) -> None:
+        """The public HTTP function: probes answer 200; an unsigned Twilio callback is refused 403 and kept."""
+        env = {**base_env(), **COMMON, **SETTINGS["webhooks"], "DATABASE_URL": migrated_database_url}
+        with serving(installed["webhooks"], env, log) as url:
+            assert httpx.get(f"{url}health/liveness").status_code == 200
+            assert httpx.get(f"{url}health/readiness").status_code == 200
+            response = httpx.post(f"{url}twilio/status", data={"MessageSid": "SM" + "0" * 32, "MessageStatus": "sent"})
+        assert response.status_code == 403
+        with psycopg.connect(migrated_database_url) as conn:
+            rows = conn.execute("SELECT provider, kind, verified FROM provider_receipts").fetchall()
+        assert rows == [("twilio", "status", False)]
