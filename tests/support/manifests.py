@@ -35,6 +35,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from deploy.build import STEPS
 from function.routing import step_for
 from patient_notify.events import EVENT_MODELS, PING, AppointmentChanged
 from patient_notify.settings import Settings
@@ -1381,6 +1382,10 @@ DB_POOL_MAX = int(Settings.model_fields["db_pool_max"].default)
 SERVICE_LABEL = "serving.knative.dev/service"  # Knative Serving, on every pod of a Service
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # the API server, on every namespace
 DATABASE_PORT, AMQP_PORT = 5432, 5672
+ALL_IN_ONE_STEPS = frozenset(STEPS)  # the functions the root func.yaml runs as steps (not webhooks)
+AMQP_FUNCTIONS = frozenset(
+    {"monitor", "patient-notify"}
+)  # the monitor reads dead-letter queue depths (the all-in-one carries it)
 DATABASE_POD = {"app.kubernetes.io/name": "postgresql"}
 BROKER_ROLES = ("ingress", "dispatcher", "dispatcher-dlq")  # eventing-rabbitmq's brokerRole values
 UNRELATED_PODS = {"an unlabelled pod": {}, "another application's pod": {"app.kubernetes.io/name": "unrelated"}}
@@ -1600,10 +1605,11 @@ def _open_ingress(policy: Document) -> list[str]:
 
 
 def check_network_policies(project: Project, directory: str) -> list[str]:
-    """The database admits only the functions and the migration Job; RabbitMQ only the broker's pods."""
+    """The database admits only the functions and the migration Job; RabbitMQ the broker's pods and the monitor."""
     policies = project.of_kind("NetworkPolicy")
     problems = [problem for policy in policies for problem in _open_ingress(policy)]
     functions = {f"the pods of function {name!r}": {SERVICE_LABEL: name} for name in sorted(project.function_names)}
+    amqp = {who: labels for who, labels in functions.items() if labels[SERVICE_LABEL] in AMQP_FUNCTIONS}
     jobs = {
         f"the pods of Job {job.name!r}": dict(
             ((job.spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
@@ -1630,11 +1636,19 @@ def check_network_policies(project: Project, directory: str) -> list[str]:
             "RabbitMQ",
             rabbitmq,
             AMQP_PORT,
-            broker,
-            {**functions, **jobs, **UNRELATED_PODS, "the database": DATABASE_POD},
+            {**broker, **amqp},
+            {
+                **{k: v for k, v in functions.items() if k not in amqp},
+                **jobs,
+                **UNRELATED_PODS,
+                "the database": DATABASE_POD,
+            },
         ),
     ]
-    allowed = {"the database": "the functions and the migration Job", "RabbitMQ": "the broker's own pods"}
+    allowed = {
+        "the database": "the functions and the migration Job",
+        "RabbitMQ": "the broker's own pods and the monitor",
+    }
     for store, pod, port, clients, strangers in stores:
         guards = [p for p in policies if selector_matches(p.spec.get("podSelector") or {}, pod) and _guards_ingress(p)]
         if not guards:
@@ -1698,9 +1712,32 @@ def check_project(project: Project) -> list[str]:
         problems += check_func_schema(func)
         problems += _run(func.label, check_rendered_service, func)
         problems += _run(func.label, check_func_config, func, project)
+    problems += _run(FUNC_YAML, check_root_env, project)
     problems += check_kustomizations(project.root)
     problems += check_renders(project)
     return list(dict.fromkeys(problems))
+
+
+def check_root_env(project: Project) -> list[str]:
+    """The all-in-one func.yaml sets every variable its steps' func.yaml files set, from the same source."""
+    roots = [func for func in project.funcs if not func.directory]
+    if not roots:
+        return []
+    root = roots[0]
+    have = {entry.get("name"): entry.get("value") for entry in (root.body.get("run") or {}).get("envs") or []}
+    problems = []
+    for func in project.funcs:
+        if func.directory not in ALL_IN_ONE_STEPS:
+            continue
+        for entry in (func.body.get("run") or {}).get("envs") or []:
+            name, value = entry.get("name"), entry.get("value")
+            if name not in have:
+                problems.append(
+                    f"{root.label}: env {name} is missing; the {func.directory} step reads it ({func.label})"
+                )
+            elif have[name] != value:
+                problems.append(f"{root.label}: env {name} is {have[name]!r}; {func.label} sets {value!r}")
+    return problems
 
 
 def _run(label: str, check: Callable[..., list[str]], *args: Any) -> list[str]:

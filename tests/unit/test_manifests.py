@@ -699,11 +699,14 @@ class TestNetworkPolicies:
             ({"eventing.knative.dev/broker": "default", "eventing.knative.dev/brokerRole": "ingress"}, True),
             ({"eventing.knative.dev/broker": "default", "eventing.knative.dev/brokerRole": "dispatcher"}, True),
             ({"serving.knative.dev/service": "dispatcher"}, False),  # functions POST to the ingress over HTTP
+            ({"serving.knative.dev/service": "webhooks"}, False),  # the public function least of all
+            ({"serving.knative.dev/service": "monitor"}, True),  # dead-letter queue depth
+            ({"serving.knative.dev/service": "patient-notify"}, True),  # the all-in-one carries the monitor
             ({}, False),
         ],
     )
-    def test_rabbitmq_admits_only_the_broker(self, labels: dict[str, str], admitted: bool) -> None:
-        """AMQP is open to the broker's ingress and dispatchers only."""
+    def test_rabbitmq_admits_only_the_broker_and_the_monitor(self, labels: dict[str, str], admitted: bool) -> None:
+        """AMQP is open to the broker's ingress and dispatchers, and to the monitor (queue depths) only."""
         policies = [d for d in PROJECT.of_kind("NetworkPolicy") if d.name == "patient-notify-rabbitmq"]
         assert m.admits(policies, labels, m.AMQP_PORT) is admitted
 
@@ -931,6 +934,9 @@ BREAKAGES = [
     pytest.param("func/sms-sender", _set("deploy.healthEndpoints.liveness", "/healthz"), "healthEndpoints", id="health"),
     pytest.param("func/sms-sender", _set("deploy.options.resources.requests.memory", "lots"), "does not match", id="quantity"),
     pytest.param("func/patient-notify", _set("namespace", "default"), "namespace is 'default'", id="func-ns"),
+    # the all-in-one func.yaml sets what each step's func.yaml sets, from the same source
+    pytest.param("func/monitor", _append(ENV_SET, {"name": "MONITOR_DLQ_TIMEOUT_S", "value": f"{{{{ configMap:{CM}:LOG_LEVEL }}}}"}), "env MONITOR_DLQ_TIMEOUT_S is missing; the monitor step reads it", id="aio-env-missing"),
+    pytest.param("func/patient-notify", _set(("run", "envs", "0", "value"), "{{ secret:patient-notify:TWILIO_AUTH_TOKEN }}"), "env DATABASE_URL is", id="aio-env-source"),
     # func.yaml: containerConcurrency sized to the database pool, 1 for single-instance functions
     pytest.param("func/dispatcher", _delete(CONCURRENCY), "is not set", id="concurrency-unset"),
     pytest.param("func/dispatcher", _set(CONCURRENCY, 50), "above the database pool", id="concurrency-pool"),
@@ -956,7 +962,7 @@ BREAKAGES = [
     pytest.param(JOB, _set(f"{POD}.containers.0.command", ["python", "-m", "patient_notify"]), "does not run python -m patient_notify.db", id="job-command"),
     pytest.param(JOB, _set(f"{POD}.containers.0.env", [{"name": "DATABASE_URL", "value": "postgresql://x"}]), "DATABASE_URL must come from", id="job-secret"),
     pytest.param(JOB, _set(("spec", "template", "metadata", "labels", "app.kubernetes.io/component"), "batch"), "Job 'patient-notify-migrate'", id="job-labels"),
-    # NetworkPolicies: the database admits the functions and the Job, RabbitMQ the broker, nothing else
+    # NetworkPolicies: the database admits the functions and the Job, RabbitMQ the broker and the monitor
     pytest.param(DB, _remove("spec.ingress.0.from.0.podSelector.matchExpressions.0.values", "dispatcher"), "function 'dispatcher' ({'serving.knative.dev/service': 'dispatcher'}) cannot reach the database", id="db-function"),
     pytest.param(DB, _append("spec.ingress.0.from", {"podSelector": {}}), "an unlabelled pod ({}) can reach the database", id="db-open"),
     pytest.param(DB, _set("spec.podSelector.matchLabels", {"app": "pg"}), "no NetworkPolicy selects the database", id="db-unguarded"),

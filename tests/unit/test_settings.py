@@ -6,6 +6,7 @@ import pytest
 
 from patient_notify.errors import ConfigError
 from patient_notify.settings import Settings
+from tests.support.functions import load_module
 
 GOOD = {"DATABASE_URL": "postgresql://u@db/pn", "BROKER_URL": "http://broker-ingress/"}
 
@@ -43,3 +44,27 @@ class TestSettings:
         with pytest.raises(ConfigError) as caught:
             Settings.from_cfg({**GOOD, "DATABASE_URL": "mysql://admin:hunter2@db/x"})
         assert "hunter2" not in str(caught.value)
+
+
+SMS = {
+    **GOOD,
+    "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+    "TWILIO_AUTH_TOKEN": "t",
+    "TWILIO_FROM_NUMBER": "+12025550100",
+}
+
+
+class TestSmsSenderSettings:
+    @pytest.mark.parametrize(
+        ("public_url", "callback"),
+        [
+            ("https://notify.hospital.org", "https://notify.hospital.org/twilio/status"),
+            ("https://hospital.org/notify/", "https://hospital.org/notify/twilio/status"),  # a path prefix kept
+            ("", None),  # no webhooks: no receipts asked for (the monitor treats Twilio as receiptless only if told)
+        ],
+    )
+    def test_the_status_callback_is_the_webhooks_route(self, public_url: str, callback: str | None) -> None:
+        """Twilio is asked to post receipts to the webhooks function's public /twilio/status."""
+        settings_module = load_module("sms-sender", "settings")
+        settings = settings_module.SmsSenderSettings.from_cfg({**SMS, "WEBHOOKS_PUBLIC_URL": public_url})
+        assert settings.status_callback == callback

@@ -26,9 +26,10 @@ SOURCE = "/patient-notify/scheduler"
 class SchedulerSettings(Settings):
     reminder_late_cutoff_hours: float = 12.0  # a late reminder still goes out until this long before
     scheduler_batch_size: int = 5000
-    # Sending capacity, for the daily check that each window's reminders fit (capacity_short alert).
-    sms_rate_per_s: float = Field(default=1.0, gt=0)  # a US long code sends about 1 SMS a second
-    email_rate_per_s: float = Field(default=1.0, gt=0)  # SES sandbox; production accounts start at 14
+    # Sending capacity, for the daily check that each window's reminders fit (capacity_short alert):
+    # the senders' own pacing settings; unset (unpaced), what the provider gives a new sender.
+    twilio_max_mps: float = Field(default=1.0, gt=0)  # a US long code sends about 1 SMS a second
+    ses_max_rate: float = Field(default=1.0, gt=0)  # SES sandbox; production accounts start at 14
 
 
 class Scheduler:
@@ -36,7 +37,7 @@ class Scheduler:
         self._runtime = runtime
         self._cutoff = timedelta(hours=settings.reminder_late_cutoff_hours)
         self._batch = settings.scheduler_batch_size
-        self._rates = {"sms": settings.sms_rate_per_s, "email": settings.email_rate_per_s}
+        self._rates = {"sms": settings.twilio_max_mps, "email": settings.ses_max_rate}
 
     async def on_tick(self, event: BaseCloudEvent) -> None:
         """The tick's ``time`` is the instant planned for: the PingSource is the clock."""

@@ -38,7 +38,7 @@ class SmsSender:
     def __init__(self, runtime: Runtime, routes: failover.SmsRoutes, pacer: Pacer, settings: SmsSenderSettings) -> None:
         self._runtime, self._routes, self._pacer = runtime, routes, pacer
         self._validity = settings.twilio_validity_period_s
-        self._callback = str(settings.twilio_status_callback_url) if settings.twilio_status_callback_url else None
+        self._callback = settings.status_callback
         self._email_fallback = settings.email_fallback
 
     async def on_send(self, event: BaseCloudEvent) -> None:

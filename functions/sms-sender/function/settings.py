@@ -26,7 +26,10 @@ class SmsSenderSettings(Settings):
     twilio_from_number: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_base_url: AnyHttpUrl = AnyHttpUrl("https://api.twilio.com")
-    twilio_status_callback_url: AnyHttpUrl | None = None
+    # The webhooks function's public origin (as it is configured there): each message asks Twilio for
+    # receipts at <WEBHOOKS_PUBLIC_URL>/twilio/status. Unset: no receipts, and the monitor alerts
+    # every SMS as receipt_missing, so a site without webhooks must list twilio as receiptless.
+    webhooks_public_url: AnyHttpUrl | None = None
     # Twilio drops a queued message after this long: no reminder arrives in the evening.
     twilio_validity_period_s: int = Field(default=14_400, ge=1, le=36_000)
     # Pacing (unset: none, Twilio's own queue absorbs bursts): a US long code takes ~1/s,
@@ -48,6 +51,12 @@ class SmsSenderSettings(Settings):
     # About half the Trigger's 30 s timeout; a claim waits this long at most (stale after 120 s).
     pacing_max_wait_s: float = Field(default=15.0, ge=0, le=60)
     email_fallback: bool = True  # an SMS-only patient consents to email when SMS cannot reach them
+
+    @property
+    def status_callback(self) -> str | None:
+        if self.webhooks_public_url is None:
+            return None
+        return str(self.webhooks_public_url).rstrip("/") + "/twilio/status"
 
     @model_validator(mode="after")
     def _one_sender(self) -> Self:
