@@ -13,19 +13,18 @@ to a handler returning an ``HttpResponse``. Errors become status codes here alon
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import AnyHttpUrl
 
-from patient_notify.db import Database, migrate
-from patient_notify.errors import ConfigError, DatabaseError, ProviderRetryable
+from patient_notify.db import Database
+from patient_notify.errors import DatabaseError, ProviderRetryable
 from patient_notify.function import ASGIReceive, ASGISend
-from patient_notify.logging import configure_logging
+from patient_notify.lifecycle import FunctionLifecycle
 from patient_notify.settings import Settings
 
 __all__ = ["MAX_BODY_BYTES", "Handler", "HttpFunction", "HttpRequest", "HttpResponse", "HttpRuntime", "HttpSettings"]
@@ -70,7 +69,7 @@ class HttpSettings(Settings):
 S = TypeVar("S", bound=HttpSettings)
 
 
-class HttpFunction(Generic[S]):
+class HttpFunction(FunctionLifecycle[S, HttpRuntime]):
     def __init__(
         self,
         name: str,
@@ -79,67 +78,18 @@ class HttpFunction(Generic[S]):
         *,
         transport: httpx.AsyncBaseTransport | None = None,  # tests fake third parties at the HTTP boundary
     ) -> None:
-        self.name = name
-        self._settings_type = settings
+        super().__init__(name, settings, transport=transport)
         self._wire = wire
-        self._transport = transport
         self._routes: Mapping[str, Handler] = {}
-        self._runtime: HttpRuntime | None = None
-        self._database_url = ""
-        self._not_ready: str | None = "not started"
-        self._config_error: str | None = None
-        self._closing: asyncio.Task[None] | None = None
 
-    def start(self, cfg: Mapping[str, str]) -> None:
-        """Validate settings, build adapters, migrate; a bad setting leaves the function dead (as EventFunction)."""
-        configure_logging(cfg.get("LOG_LEVEL") or "INFO")
-        try:
-            settings = self._settings_type.from_cfg(cfg)
-        except ConfigError as exc:
-            self._config_error = self._not_ready = f"invalid configuration: {exc}"
-            context = {"function": self.name, "variable": exc.variable, "reason": exc.reason}
-            log.error("start.config_invalid", extra=context)
-            return
-        configure_logging(settings.log_level)
-        self._database_url = str(settings.database_url)
-        db = Database(self._database_url, max_size=settings.db_pool_max)
-        http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0), transport=self._transport)
-        self._runtime = HttpRuntime(self.name, db, http)
-        self._routes = self._wire(settings, self._runtime)
-        self._migrate()
-
-    def _migrate(self) -> None:
-        try:
-            applied = migrate(self._database_url)
-        except DatabaseError as exc:
-            self._not_ready = f"database: {type(exc).__name__}"
-            log.error("start.migrate_failed", extra={"function": self.name, "error_type": type(exc).__name__})
-        else:
-            self._not_ready = None
-            log.info("start.ready", extra={"function": self.name, "applied": applied})
-
-    def alive(self) -> tuple[bool, str]:
-        return self._config_error is None, self._config_error or "OK"
-
-    def ready(self) -> tuple[bool, str]:
-        if self._not_ready and self._runtime is not None:
-            self._migrate()  # the database may be back: a readiness probe retries
-        return self._not_ready is None, self._not_ready or "OK"
-
-    def stop(self) -> None:
-        if self._runtime is not None:
-            runtime, self._runtime = self._runtime, None
-            self._closing = asyncio.get_running_loop().create_task(_close(runtime))  # see EventFunction.stop
-
-    async def aclose(self) -> None:
-        """Close the pool and HTTP client from inside the loop (tests, embedding)."""
-        if self._runtime is not None:
-            runtime, self._runtime = self._runtime, None
-            await _close(runtime)
+    def assemble(self, settings: S, db: Database, http: httpx.AsyncClient) -> HttpRuntime:
+        runtime = HttpRuntime(self.name, db, http)
+        self._routes = self._wire(settings, runtime)
+        return runtime
 
     async def handle(self, scope: Mapping[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
         path = str(scope.get("path", ""))
-        if self._runtime is None or self._not_ready:  # a provider retries a 503; a 404 it may not
+        if self.serving is None:  # a provider retries a 503; a 404 it may not
             await _respond(send, HttpResponse(503, b"not ready"))
         elif path not in self._routes:
             await _respond(send, HttpResponse(404, b"no such route"))
@@ -160,7 +110,7 @@ class HttpFunction(Generic[S]):
 
     async def process(self, request: HttpRequest) -> HttpResponse:
         """Route one request; the error → status mapping lives here alone."""
-        if self._runtime is None or self._not_ready:
+        if self.serving is None:
             return HttpResponse(503, b"not ready")
         try:
             return await self._routes[request.path](request)
@@ -190,11 +140,6 @@ async def _read_limited(receive: ASGIReceive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
-
-
-async def _close(runtime: HttpRuntime) -> None:
-    await runtime.http.aclose()
-    await runtime.db.close()
 
 
 async def _respond(send: ASGISend, response: HttpResponse) -> None:
