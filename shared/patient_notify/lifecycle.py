@@ -55,7 +55,7 @@ class FunctionLifecycle(Generic[S, R]):
         transport: httpx.AsyncBaseTransport | None = None,  # tests fake third parties at the HTTP boundary
     ) -> None:
         self.name = name
-        self._settings_type = settings
+        self.settings_type = settings  # what start() validates the environment with
         self._transport = transport
         self._runtime: R | None = None
         self._database_url = ""
@@ -70,7 +70,7 @@ class FunctionLifecycle(Generic[S, R]):
         """Validate settings, build adapters, migrate."""
         configure_logging(cfg.get("LOG_LEVEL") or "INFO")
         try:
-            settings = self._settings_type.from_cfg(cfg)
+            settings = self.settings_type.from_cfg(cfg)
         except ConfigError as exc:
             self._config_error = self._not_ready = f"invalid configuration: {exc}"
             context = {"function": self.name, "variable": exc.variable, "reason": exc.reason}
