@@ -1,5 +1,10 @@
 """The whole pipeline on one machine: four func-python processes, the Triggers in knative/ routing
-between them over real HTTP, real PostgreSQL, and the Twilio and SES stand-ins."""
+between them over real HTTP, real PostgreSQL, and the Twilio and SES stand-ins.
+
+Every database URL this tier hands out goes through a real PgBouncer in transaction pooling mode,
+as production's CloudNativePG Pooler does (tests/support/pgbouncer.py): the functions, the demo
+and the tests' own checks all connect through it; only creating and dropping databases is direct.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ from sandbox.router import LocalRouter
 from sandbox.ses import ACCESS_KEY_ID, SECRET_ACCESS_KEY, SesStandIn
 from sandbox.triggers import load_triggers
 from sandbox.twilio import TwilioStandIn
+from tests.conftest import ADMIN_URL
+from tests.support.pgbouncer import PgBouncer
 
 FUNCTIONS = ("scheduler", "dispatcher", "sms-sender", "email-sender")
 ACCOUNT_SID = "AC" + "0" * 32
@@ -31,6 +38,24 @@ class System:
     email_from: str
     database_url: str
     logs: Path
+
+
+@pytest.fixture(scope="session")
+def pgbouncer() -> Iterator[PgBouncer]:
+    with PgBouncer(ADMIN_URL) as bouncer:
+        yield bouncer
+
+
+@pytest.fixture
+def migrated_database_url(migrated_database_url: str, pgbouncer: PgBouncer) -> str:
+    """The migrated test database, reached through PgBouncer in transaction mode."""
+    return pgbouncer.url(migrated_database_url)
+
+
+@pytest.fixture
+def empty_database_url(empty_database_url: str, pgbouncer: PgBouncer) -> str:
+    """An empty test database, reached through PgBouncer in transaction mode."""
+    return pgbouncer.url(empty_database_url)
 
 
 @pytest.fixture
