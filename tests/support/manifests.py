@@ -1386,7 +1386,7 @@ ALL_IN_ONE_STEPS = frozenset(STEPS)  # the functions the root func.yaml runs as 
 AMQP_FUNCTIONS = frozenset(
     {"monitor", "patient-notify"}
 )  # the monitor reads dead-letter queue depths (the all-in-one carries it)
-DATABASE_POD = {"app.kubernetes.io/name": "postgresql"}
+CNPG_CLUSTER_LABEL, CNPG_POOLER_LABEL = "cnpg.io/cluster", "cnpg.io/poolerName"  # CloudNativePG, on its pods
 BROKER_ROLES = ("ingress", "dispatcher", "dispatcher-dlq")  # eventing-rabbitmq's brokerRole values
 UNRELATED_PODS = {"an unlabelled pod": {}, "another application's pod": {"app.kubernetes.io/name": "unrelated"}}
 
@@ -1432,8 +1432,141 @@ def check_applied(project: Project, directory: str, names: set[str]) -> list[str
     problems += _run(directory, check_event_flow, project, directory)
     problems += _run(directory, check_network_policies, project, directory)
     problems += _run(directory, check_migration_job, project, directory, names)
+    problems += _run(directory, check_connection_budget, project, directory)
     if directory != ALL_IN_ONE_OVERLAY:
         problems += _run(directory, check_all_in_one_routing, project)
+    return problems
+
+
+# --------------------------------------------------------------------------- connection budget
+
+# Connections that are not the functions' pools: the migration Job (1) and the ops CLI (a few,
+# through the pooler); and on PostgreSQL itself, beyond superuser_reserved_connections, what the
+# operator and a person at psql need directly (CloudNativePG's instance manager, backups, exporters).
+OPS_CLIENTS = 5
+DIRECT_RESERVE = 10
+PGBOUNCER_DEFAULTS = {"max_client_conn": 100, "default_pool_size": 20, "reserve_pool_size": 0}
+POSTGRES_DEFAULTS = {"max_connections": 100, "superuser_reserved_connections": 3}
+
+
+@dataclass(frozen=True)
+class ConnectionBudget:
+    """One overlay's arithmetic: client connections the pods may open, and what each tier accepts."""
+
+    clients: dict[str, int]  # per deployed Service: pools per pod x DB_POOL_MAX x max-scale
+    pooler_instances: int
+    max_client_conn: int
+    server_per_instance: int  # default_pool_size + reserve_pool_size
+    max_connections: int
+    superuser_reserved: int
+
+    @property
+    def demand(self) -> int:
+        return sum(self.clients.values()) + OPS_CLIENTS
+
+    @property
+    def client_capacity(self) -> int:
+        """What the poolers accept with one of them lost (all of it when there is only one)."""
+        return self.max_client_conn * max(self.pooler_instances - 1, 1)
+
+    @property
+    def server_demand(self) -> int:
+        return self.server_per_instance * self.pooler_instances
+
+    @property
+    def server_capacity(self) -> int:
+        return self.max_connections - self.superuser_reserved - DIRECT_RESERVE
+
+    def summary(self) -> str:
+        return (
+            f"clients {self.demand}/{self.client_capacity} (poolers x{self.pooler_instances}, one lost), "
+            f"server connections {self.server_demand}/{self.server_capacity}"
+        )
+
+
+def deployed_funcs(project: Project, directory: str) -> list[FuncConfig]:
+    """The func.yaml files one overlay runs: the all-in-one and what it does not carry, or every function."""
+    if directory == ALL_IN_ONE_OVERLAY:
+        return [f for f in project.funcs if not f.directory or f.directory not in ALL_IN_ONE_STEPS]
+    return [f for f in project.funcs if f.directory]
+
+
+def _db_pool_max(func: FuncConfig, project: Project) -> int:
+    config = {doc.name: doc.body.get("data") or {} for doc in project.of_kind("ConfigMap")}
+    for entry in (func.body.get("run") or {}).get("envs") or []:
+        if entry.get("name") == "DB_POOL_MAX":
+            reference = parse_env_reference(entry.get("value"))
+            value = entry.get("value") if reference is None else config.get(reference.name, {}).get(reference.key or "")
+            if value not in (None, ""):
+                return int(str(value))
+    return DB_POOL_MAX
+
+
+def _int_parameter(parameters: Mapping[str, Any], name: str, defaults: Mapping[str, int]) -> int:
+    value = parameters.get(name)
+    return defaults[name] if value in (None, "") else int(str(value))
+
+
+def connection_budget(project: Project, directory: str) -> ConnectionBudget:
+    """The budget of what ``directory`` applies; ValueError when there is no Cluster and rw Pooler."""
+    clusters = project.of_kind("Cluster")
+    if len(clusters) != 1:
+        raise ValueError(f"expected one CloudNativePG Cluster, found {len(clusters)}")
+    cluster = clusters[0]
+    poolers = [
+        p for p in project.of_kind("Pooler")
+        if (p.spec.get("cluster") or {}).get("name") == cluster.name and p.spec.get("type", "rw") == "rw"
+    ]  # fmt: skip
+    if len(poolers) != 1:
+        raise ValueError(f"expected one rw Pooler in front of Cluster {cluster.name!r}, found {len(poolers)}")
+    pooler = poolers[0]
+    bouncer = (pooler.spec.get("pgbouncer") or {}).get("parameters") or {}
+    postgres = ((cluster.spec.get("postgresql") or {}).get("parameters")) or {}
+    clients = {}
+    for func in deployed_funcs(project, directory):
+        pools = len(ALL_IN_ONE_STEPS) if not func.directory else 1
+        scale = int((((func.body.get("deploy") or {}).get("options") or {}).get("scale") or {}).get("max") or 0)
+        if scale < 1:
+            raise ValueError(f"{func.label}: deploy.options.scale.max is not set: its connections are unbounded")
+        clients[func.name] = pools * _db_pool_max(func, project) * scale
+    return ConnectionBudget(
+        clients=clients,
+        pooler_instances=int(pooler.spec.get("instances", 1)),
+        max_client_conn=_int_parameter(bouncer, "max_client_conn", PGBOUNCER_DEFAULTS),
+        server_per_instance=_int_parameter(bouncer, "default_pool_size", PGBOUNCER_DEFAULTS)
+        + _int_parameter(bouncer, "reserve_pool_size", PGBOUNCER_DEFAULTS),
+        max_connections=_int_parameter(postgres, "max_connections", POSTGRES_DEFAULTS),
+        superuser_reserved=_int_parameter(postgres, "superuser_reserved_connections", POSTGRES_DEFAULTS),
+    )
+
+
+def check_connection_budget(project: Project, directory: str) -> list[str]:
+    """Pools x max-scale fit the poolers (one lost); the poolers' server pools fit max_connections."""
+    try:
+        budget = connection_budget(project, directory)
+    except ValueError as error:
+        return [f"{directory}: connection budget: {error}"]
+    problems = []
+    if budget.pooler_instances < 2:
+        problems.append(
+            f"{directory}: connection budget: a single pooler pod: losing it stops every function; set the Pooler's instances to 2 or more"
+        )
+    if budget.demand > budget.client_capacity:
+        largest = ", ".join(f"{name} {n}" for name, n in sorted(budget.clients.items(), key=lambda kv: -kv[1])[:3])
+        problems.append(
+            f"{directory}: connection budget: the functions may open {budget.demand} connections "
+            f"(largest: {largest}; + {OPS_CLIENTS} for the Job and ops) but the poolers accept "
+            f"{budget.client_capacity} with one of {budget.pooler_instances} lost "
+            "(max_client_conn x (instances - 1)): lower a func.yaml's scale.max or DB_POOL_MAX, or raise max_client_conn"
+        )
+    if budget.server_demand > budget.server_capacity:
+        problems.append(
+            f"{directory}: connection budget: {budget.pooler_instances} poolers x "
+            f"{budget.server_per_instance} server connections (default_pool_size + reserve_pool_size) = "
+            f"{budget.server_demand} > max_connections {budget.max_connections} - "
+            f"{budget.superuser_reserved} superuser reserved - {DIRECT_RESERVE} direct reserve "
+            f"= {budget.server_capacity}"
+        )
     return problems
 
 
@@ -1604,8 +1737,21 @@ def _open_ingress(policy: Document) -> list[str]:
     return problems
 
 
+def database_pods(project: Project) -> tuple[dict[str, str], dict[str, str]]:
+    """The labels CloudNativePG puts on the Cluster's instances and on its rw Pooler's pods."""
+    clusters = project.of_kind("Cluster")
+    cluster = clusters[0].name if clusters else "patient-notify-db"
+    poolers = [p.name for p in project.of_kind("Pooler") if (p.spec.get("cluster") or {}).get("name") == cluster]
+    pooler = poolers[0] if poolers else f"{cluster}-pooler-rw"
+    return (
+        {CNPG_CLUSTER_LABEL: cluster, "cnpg.io/podRole": "instance"},
+        {CNPG_POOLER_LABEL: pooler, "cnpg.io/podRole": "pooler"},
+    )
+
+
 def check_network_policies(project: Project, directory: str) -> list[str]:
-    """The database admits only the functions and the migration Job; RabbitMQ the broker's pods and the monitor."""
+    """The pooler admits only the functions and the migration Job, the database only the pooler; RabbitMQ
+    the broker's pods and the monitor."""
     policies = project.of_kind("NetworkPolicy")
     problems = [problem for policy in policies for problem in _open_ingress(policy)]
     functions = {f"the pods of function {name!r}": {SERVICE_LABEL: name} for name in sorted(project.function_names)}
@@ -1630,8 +1776,11 @@ def check_network_policies(project: Project, directory: str) -> list[str]:
         "app.kubernetes.io/component": "rabbitmq",
         "app.kubernetes.io/part-of": "rabbitmq",
     }
+    database, pooler = database_pods(project)
+    strangers = {**UNRELATED_PODS, **broker}
     stores = [
-        ("the database", DATABASE_POD, DATABASE_PORT, {**functions, **jobs}, {**broker, **UNRELATED_PODS}),
+        ("the pooler", pooler, DATABASE_PORT, {**functions, **jobs}, {**strangers, "RabbitMQ": rabbitmq}),
+        ("the database", database, DATABASE_PORT, {"the pooler": pooler}, {**functions, **jobs, **strangers}),
         (
             "RabbitMQ",
             rabbitmq,
@@ -1641,12 +1790,13 @@ def check_network_policies(project: Project, directory: str) -> list[str]:
                 **{k: v for k, v in functions.items() if k not in amqp},
                 **jobs,
                 **UNRELATED_PODS,
-                "the database": DATABASE_POD,
+                "the database": database,
             },
         ),
     ]
     allowed = {
-        "the database": "the functions and the migration Job",
+        "the pooler": "the functions and the migration Job",
+        "the database": "the pooler (the functions go through it)",
         "RabbitMQ": "the broker's own pods and the monitor",
     }
     for store, pod, port, clients, strangers in stores:
@@ -1783,6 +1933,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(project.examples)} template(s), {len(project.funcs)} func.yaml file(s); "
         f"rendered {', '.join(render_roots(project))}"
     )
+    for directory in render_roots(project):
+        applied = Project(
+            project.root, render_kustomization(project, directory).documents, project.examples, project.funcs
+        )
+        print(f"connection budget, {directory}: {connection_budget(applied, directory).summary()}")
     return 0
 
 

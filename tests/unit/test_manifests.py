@@ -687,9 +687,9 @@ class TestNetworkPolicies:
         """matchLabels and matchExpressions select pods as Kubernetes does."""
         assert m.selector_matches(selector, labels) is matches
 
-    def test_database_policy_names_every_function(self) -> None:
-        """The database admits the pods of every function Service: split and all-in-one."""
-        (policy,) = [d for d in PROJECT.of_kind("NetworkPolicy") if d.name == "patient-notify-database"]
+    def test_pooler_policy_names_every_function(self) -> None:
+        """The pooler admits the pods of every function Service: split and all-in-one."""
+        (policy,) = [d for d in PROJECT.of_kind("NetworkPolicy") if d.name == "patient-notify-database-pooler"]
         (expression,) = policy.spec["ingress"][0]["from"][0]["podSelector"]["matchExpressions"]
         assert set(expression["values"]) == PROJECT.function_names
 
@@ -873,7 +873,8 @@ PARALLELISM = ("metadata", "annotations", m.PARALLELISM_ANNOTATION)
 SMS, TICK = "Trigger/sms-sender", "Trigger/scheduler-tick"
 ENV_SET = "run.envs"
 CM = "patient-notify-config"
-DB, MQ = "NetworkPolicy/patient-notify-database", "NetworkPolicy/patient-notify-rabbitmq"
+DB, MQ = "NetworkPolicy/patient-notify-database-pooler", "NetworkPolicy/patient-notify-rabbitmq"
+PG = "NetworkPolicy/patient-notify-database"
 JOB, POD = "Job/patient-notify-migrate", "spec.template.spec"
 SPLIT, AIO = "overlay/split", "overlay/all-in-one"
 CONCURRENCY = "deploy.options.resources.limits.concurrency"
@@ -962,10 +963,17 @@ BREAKAGES = [
     pytest.param(JOB, _set(f"{POD}.containers.0.command", ["python", "-m", "patient_notify"]), "does not run python -m patient_notify.db", id="job-command"),
     pytest.param(JOB, _set(f"{POD}.containers.0.env", [{"name": "DATABASE_URL", "value": "postgresql://x"}]), "DATABASE_URL must come from", id="job-secret"),
     pytest.param(JOB, _set(("spec", "template", "metadata", "labels", "app.kubernetes.io/component"), "batch"), "Job 'patient-notify-migrate'", id="job-labels"),
+    # the connection budget: pools x scale.max fit the poolers with one lost; their server pools fit PostgreSQL
+    pytest.param("func/sms-sender", _set("deploy.options.scale.max", 80), "the functions may open 1085 connections", id="budget-clients"),
+    pytest.param("func/patient-notify", _set("deploy.options.scale.max", 20), "the functions may open 1255 connections", id="budget-clients-all-in-one"),
+    pytest.param("Pooler/patient-notify-db-pooler-rw", _set("spec.pgbouncer.parameters.default_pool_size", "100"), "= 210 > max_connections 200", id="budget-server"),
+    pytest.param("Pooler/patient-notify-db-pooler-rw", _set("spec.instances", 1), "a single pooler pod", id="budget-single-pooler"),
     # NetworkPolicies: the database admits the functions and the Job, RabbitMQ the broker and the monitor
-    pytest.param(DB, _remove("spec.ingress.0.from.0.podSelector.matchExpressions.0.values", "dispatcher"), "function 'dispatcher' ({'serving.knative.dev/service': 'dispatcher'}) cannot reach the database", id="db-function"),
-    pytest.param(DB, _append("spec.ingress.0.from", {"podSelector": {}}), "an unlabelled pod ({}) can reach the database", id="db-open"),
-    pytest.param(DB, _set("spec.podSelector.matchLabels", {"app": "pg"}), "no NetworkPolicy selects the database", id="db-unguarded"),
+    pytest.param(DB, _remove("spec.ingress.0.from.0.podSelector.matchExpressions.0.values", "dispatcher"), "function 'dispatcher' ({'serving.knative.dev/service': 'dispatcher'}) cannot reach the pooler", id="db-function"),
+    pytest.param(DB, _append("spec.ingress.0.from", {"podSelector": {}}), "an unlabelled pod ({}) can reach the pooler", id="db-open"),
+    pytest.param(DB, _set("spec.podSelector.matchLabels", {"app": "pg"}), "no NetworkPolicy selects the pooler", id="db-unguarded"),
+    pytest.param(PG, _append("spec.ingress.0.from", {"podSelector": {"matchLabels": {"serving.knative.dev/service": "etl"}}}), "function 'etl' ({'serving.knative.dev/service': 'etl'}) can reach the database", id="pg-function-bypasses-pooler"),
+    pytest.param(PG, _set("spec.ingress.0.from.0.podSelector.matchLabels", {"cnpg.io/poolerName": "other"}), "the pooler ({'cnpg.io/poolerName': 'patient-notify-db-pooler-rw', 'cnpg.io/podRole': 'pooler'}) cannot reach the database", id="pg-pooler-fenced"),
     pytest.param(DB, _set("spec.podSelectr", {}), "Additional properties", id="netpol-schema"),
     pytest.param(MQ, _set(("spec", "ingress", "0", "from", "0", "podSelector", "matchLabels", "eventing.knative.dev/broker"), "other"), "ingress pods", id="mq-broker"),
     pytest.param(MQ, _append("spec.ingress", {"ports": [{"port": 5672}]}), "has no `from`", id="mq-no-from"),
