@@ -24,6 +24,7 @@ from sandbox.triggers import load_triggers
 from sandbox.twilio import TwilioStandIn
 from tests.conftest import ADMIN_URL
 from tests.support.pgbouncer import PgBouncer
+from tests.support.receiver import Receiver
 
 FUNCTIONS = ("scheduler", "dispatcher", "sms-sender", "email-sender")
 ACCOUNT_SID = "AC" + "0" * 32
@@ -56,6 +57,20 @@ def migrated_database_url(migrated_database_url: str, pgbouncer: PgBouncer) -> s
 def empty_database_url(empty_database_url: str, pgbouncer: PgBouncer) -> str:
     """An empty test database, reached through PgBouncer in transaction mode."""
     return pgbouncer.url(empty_database_url)
+
+
+@pytest.fixture
+def dispatcher(migrated_database_url: str, tmp_path: Path) -> Iterator[FunctionProcess]:
+    """The dispatcher alone, its emitted events caught by a receiver that answers 202."""
+    with Receiver() as ingress, (tmp_path / "dispatcher.log").open("wb") as log:
+        env = {"DATABASE_URL": migrated_database_url, "BROKER_URL": ingress.url, "APPOINTMENT_EVENTS_SECRET": "s" * 32}
+        process = FunctionProcess("dispatcher", env, log)
+        process.start()
+        try:
+            process.wait_ready()
+            yield process
+        finally:
+            process.stop()
 
 
 @pytest.fixture

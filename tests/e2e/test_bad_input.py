@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -11,20 +10,6 @@ import psycopg
 import pytest
 
 from sandbox.processes import FunctionProcess
-from tests.support.receiver import Receiver
-
-
-@pytest.fixture
-def dispatcher(migrated_database_url: str, tmp_path: Path) -> Iterator[FunctionProcess]:
-    with Receiver() as ingress, (tmp_path / "dispatcher.log").open("wb") as log:
-        env = {"DATABASE_URL": migrated_database_url, "BROKER_URL": ingress.url, "APPOINTMENT_EVENTS_SECRET": "s" * 32}
-        process = FunctionProcess("dispatcher", env, log)
-        process.start()
-        try:
-            process.wait_ready()
-            yield process
-        finally:
-            process.stop()
 
 
 def _rejections(url: str) -> list[tuple[str, str, int]]:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import psycopg
-import pytest
 from psycopg.rows import dict_row
 
 from sandbox.processes import FunctionProcess
 from tests.support.pgbouncer import PgBouncer
-from tests.support.receiver import Receiver
 
 UNKNOWN_EVENT = {
     "ce-specversion": "1.0", "ce-id": "pooler-1", "ce-source": "/pooler-test",
@@ -24,19 +20,6 @@ UNKNOWN_EVENT = {
 def _console(bouncer: PgBouncer, command: str) -> list[dict[str, object]]:
     with psycopg.connect(bouncer.admin_url, autocommit=True, prepare_threshold=None) as conn:
         return conn.cursor(row_factory=dict_row).execute(command.encode()).fetchall()
-
-
-@pytest.fixture
-def dispatcher(migrated_database_url: str, tmp_path: Path) -> Iterator[FunctionProcess]:
-    with Receiver() as ingress, (tmp_path / "dispatcher.log").open("wb") as log:
-        env = {"DATABASE_URL": migrated_database_url, "BROKER_URL": ingress.url, "APPOINTMENT_EVENTS_SECRET": "s" * 32}
-        process = FunctionProcess("dispatcher", env, log)
-        process.start()
-        try:
-            process.wait_ready()
-            yield process
-        finally:
-            process.stop()
 
 
 class TestThroughPgBouncer:
