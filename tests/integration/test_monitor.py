@@ -221,6 +221,20 @@ class TestTheOutbox:
         assert harness.sent_events() == [(ReminderDue.TYPE, "appt-1")]
         assert harness.open_alerts() == {("event_unprocessed", str(lost))}
 
+    async def test_a_redriven_event_lost_again_is_published_again(self, harness: Harness) -> None:
+        """Re-driven from the dead letters and then lost, an event goes out again, alerted until processed;
+        one whose dead letter still waits for an operator is left to them."""
+        redriven, dead = reminder_event(), reminder_event()
+        lost = outbox_row(harness, redriven, NOW - timedelta(hours=2), NOW - timedelta(minutes=20))
+        outbox_row(harness, dead, NOW - timedelta(hours=2), NOW - timedelta(hours=1))
+        for event, redriven_at in [(redriven, NOW - timedelta(minutes=30)), (dead, None)]:
+            harness.sql("INSERT INTO dead_letters (event_source, event_id, event_type, received_at, redriven_at) "
+                        "VALUES (%s, %s, %s, %s, %s)", [event.get_source(), event.get_id(), event.get_type(),
+                                                         NOW - timedelta(hours=1), redriven_at])  # fmt: skip
+        await harness.tick(NOW)
+        assert [headers["ce-id"] for _, headers, _ in harness.ingress.requests] == [redriven.get_id()]
+        assert harness.open_alerts() == {("event_unprocessed", str(lost))}
+
     async def test_lost_events_are_looked_at_once_each_and_caught_up_after_an_outage(self, harness: Harness) -> None:
         """Each tick checks the events published since the last one; after 3 h without ticks, it catches up."""
         await harness.tick(NOW)
@@ -407,7 +421,7 @@ class TestSchedulerCapacity:
         [(window_end,)] = rows_of(migrated_database_url, "SELECT DISTINCT reminder_window_end FROM appointments")
         scheduler = load_module("scheduler", "func").new()
         scheduler.start({"DATABASE_URL": migrated_database_url, "BROKER_URL": ingress.url + "/",
-                         "LOG_LEVEL": "ERROR", "SMS_RATE_PER_S": "0.002", "EMAIL_RATE_PER_S": "0.002"})  # fmt: skip
+                         "LOG_LEVEL": "ERROR", "TWILIO_MAX_MPS": "0.002", "SES_MAX_RATE": "0.002"})  # fmt: skip
         try:
             for at in (window_end - timedelta(hours=20), window_end - timedelta(hours=19)):
                 headers, body = encode_binary(new_event(PingTick(job="plan-reminders"), source="/s", time=at))

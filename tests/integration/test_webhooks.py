@@ -10,8 +10,8 @@ import json
 import logging
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,6 +81,42 @@ class Webhooks:
 
     async def sent_notification(self, provider: str, message_id: str, *, channel: str = "sms") -> int:
         """A notification taken through the real send path to 'sent' with this provider id."""
+        notification_id = await self.queued_notification(channel)
+
+        async def accepted(claimed: Any) -> ProviderAccepted:
+            return ProviderAccepted(provider, message_id)
+
+        await deliver(self.db, notification_id, accepted)
+        return notification_id
+
+    async def raced_notification(self, statuses: Sequence[str], concurrency: int = 1, **extra: str) -> tuple[int, str]:
+        """Sent through the real send path while Twilio calls back with ``statuses`` before its API call
+        returns (it can, within milliseconds of accepting): the callbacks beat the sid's commit."""
+        sid, notification_id = new_sid(), await self.queued_notification()
+
+        async def accepted_after_callbacks(claimed: Any) -> ProviderAccepted:
+            await self.callbacks(sid, statuses, concurrency, **extra)
+            return ProviderAccepted("twilio", sid)
+
+        await deliver(self.db, notification_id, accepted_after_callbacks)
+        return notification_id, sid
+
+    async def callbacks(self, sid: str, statuses: Sequence[str], concurrency: int = 1, **extra: str) -> None:
+        """Twilio's status callbacks for one message, ``concurrency`` at a time, each answered 200."""
+        for start in range(0, len(statuses), concurrency):
+            batch = statuses[start : start + concurrency]
+            responses = await asyncio.gather(
+                *(self.twilio("/twilio/status", status_params(sid, s, **extra)) for s in batch)
+            )
+            assert {r.status_code for r in responses} == {200}
+
+    def match_states(self, sid: str) -> list[str | None]:
+        """Each receipt of the message's match_state, in the order received."""
+        rows = self.rows("SELECT match_state FROM provider_receipts WHERE provider_message_id = %s ORDER BY id", sid)
+        return [state for (state,) in rows]
+
+    async def queued_notification(self, channel: str = "sms") -> int:
+        """A notification claimed for the appointment, queued for its sender."""
         async with self.db.transaction() as tx:
             await save_batch(tx, SourceBatch([make_location()], [make_patient()], [make_contact()],
                                              [make_appointment(starts_at=APPOINTMENT_AT)]))  # fmt: skip
@@ -90,11 +126,6 @@ class Webhooks:
                 "recipients": [PHONE if channel == "sms" else EMAIL], "languages": ["en"], "subjects": [""],
                 "bodies": ["Reminder: Tue 09:30, Riverside Clinic."], "hold_until": [None],
             })  # fmt: skip
-
-        async def accepted(claimed: Any) -> ProviderAccepted:
-            return ProviderAccepted(provider, message_id)
-
-        await deliver(self.db, int(row["id"]), accepted)
         return int(row["id"])
 
 
@@ -168,9 +199,9 @@ class CapturedLogs:
             function.start(cfg)
 
 
-@pytest.fixture
-def logs() -> Iterator[CapturedLogs]:
-    """Every log line of the test; at the end, all of them are scanned for the fixtures' patient data."""
+@contextmanager
+def captured_logs() -> Iterator[CapturedLogs]:
+    """Every log line meanwhile; at the end, all of them are scanned for the fixtures' patient data."""
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
     captured = CapturedLogs(io.StringIO())
@@ -178,6 +209,12 @@ def logs() -> Iterator[CapturedLogs]:
     root.handlers[:] = saved_handlers  # start() installed its own handler
     root.setLevel(saved_level)
     assert [line for line in captured.lines() if any(secret in line for secret in PATIENT_DATA)] == []
+
+
+@pytest.fixture
+def logs() -> Iterator[CapturedLogs]:
+    with captured_logs() as captured:
+        yield captured
 
 
 @pytest.fixture
@@ -315,6 +352,14 @@ class TestStatusCallbacks:
         assert webhooks.rows("SELECT kind, status, verified FROM provider_receipts") == [("status", "delivered", True)]
         assert webhooks.rows("SELECT count(*) FROM alerts") == [(0,)]
 
+    async def test_callbacks_before_the_sid_is_recorded_are_applied_with_the_next_one(self, webhooks: Webhooks) -> None:
+        """sent and delivered beat the sender's commit of the sid: kept pending, then applied in the order
+        received when the next callback of the message comes (the monitor's tick would apply them too)."""
+        nid, sid = await webhooks.raced_notification(["sent", "delivered"])
+        assert (webhooks.status(nid), webhooks.match_states(sid)) == ("sent", ["pending", "pending"])
+        await webhooks.callbacks(sid, ["sent"])  # a late segment's
+        assert (webhooks.status(nid), webhooks.match_states(sid)) == ("delivered", ["matched"] * 3)
+
     async def test_each_segment_callback_of_one_sid_moves_it_once(self, webhooks: Webhooks) -> None:
         """A three-segment message's callbacks, all for one SID and some concurrent, move it once per status."""
         sid = new_sid()
@@ -384,10 +429,7 @@ class TestOrderingProperty:
 async def _deliver_callbacks(webhooks: Webhooks, arrived: list[str], concurrency: int) -> int:
     sid = new_sid()
     nid = await webhooks.sent_notification("twilio", sid)
-    for start in range(0, len(arrived), concurrency):
-        batch = arrived[start : start + concurrency]
-        responses = await asyncio.gather(*(webhooks.twilio("/twilio/status", status_params(sid, s)) for s in batch))
-        assert {r.status_code for r in responses} == {200}
+    await webhooks.callbacks(sid, arrived, concurrency)
     return nid
 
 

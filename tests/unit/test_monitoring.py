@@ -65,6 +65,24 @@ class TestAlertsAboutOneRow:
         assert "2026-11-25T09:40Z" in a.detail and "[phone]" not in a.detail
 
 
+class TestUnmatchedReceipts:
+    def test_one_alert_per_provider_naming_ids_only(self) -> None:
+        """Receipts given up on this tick: one alert per provider, counting them, the first named by id."""
+        rows = [{"id": 9, "provider": "twilio", "received_at": NOW - timedelta(hours=25)},
+                {"id": 5, "provider": "twilio", "received_at": NOW - timedelta(hours=26)},
+                {"id": 6, "provider": "ses", "received_at": NOW - timedelta(hours=25)}]  # fmt: skip
+        alerts = m.unmatched_receipt_alerts(rows, timedelta(hours=24))
+        assert [(a.dedup_key, a.subject, a.severity) for a in alerts] == [
+            ("receipt_unmatched:ses", "ses", "warning"), ("receipt_unmatched:twilio", "twilio", "warning"),
+        ]  # fmt: skip
+        assert alerts[1].detail.startswith("2 verified twilio receipts matched no notification within 24 h")
+        assert "receipt 5, received 2026-11-24T08:00Z" in alerts[1].detail
+
+    def test_nothing_given_up_is_no_alert(self) -> None:
+        """A tick that gives up on no receipt raises nothing (an open alert is not raised again)."""
+        assert m.unmatched_receipt_alerts([], timedelta(hours=24)) == []
+
+
 class TestDeliveryRate:
     @pytest.mark.parametrize(("delivered", "settled", "alerted"), [
         (98, 100, True),  # 98% on 100 outcomes: under target

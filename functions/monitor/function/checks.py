@@ -15,13 +15,16 @@ from patient_notify.domain import monitoring as m
 from patient_notify.events import ChangeNoticeDue, EmailSendRequested, ReminderDue, SmsSendRequested, send_request
 from patient_notify.outbox import stage
 
-__all__ = ["Limits", "judge_delivery_rates", "judge_freshness", "rearm_lost_events", "reconcile"]
+__all__ = ["RECEIPT_MATCH_GRACE", "Limits", "judge_delivery_rates", "judge_freshness", "rearm_lost_events", "reconcile"]
 
 SOURCE = "/patient-notify/monitor"
 SEND_TYPES = [SmsSendRequested.TYPE, EmailSendRequested.TYPE]
 DISPATCHER_TYPES = [ReminderDue.TYPE, ChangeNoticeDue.TYPE]  # our events whose consumer records them
 STALE_REASON = "claimed and never settled (found by the monitor)"
 EVENT_LOOKBACK = timedelta(hours=24)
+# A receipt still matching no notification this long after it came is alerted: a sender records the
+# provider's id within seconds of the call, so a day is no race but an id never recorded.
+RECEIPT_MATCH_GRACE = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Limits:
     stall: timedelta  # queued, or an event accepted, with nothing happening for this long
     stale_send: timedelta  # the senders' own rule (patient_notify.domain.sending.STALE_SENDING_S)
     receipt: timedelta
+    receipt_match_grace: timedelta  # a receipt still matching no notification after this is alerted
     receiptless: tuple[str, ...]
     rate_target: float
     rate_min_sample: int
@@ -44,7 +48,7 @@ class Limits:
             "event_lookback_s": min(self.lookback, EVENT_LOOKBACK).total_seconds(),
             "grace_s": self.grace.total_seconds(), "stall_s": self.stall.total_seconds(),
             "stale_s": self.stale_send.total_seconds(), "receipt_s": self.receipt.total_seconds(),
-            "receiptless": list(self.receiptless),
+            "match_grace_s": self.receipt_match_grace.total_seconds(), "receiptless": list(self.receiptless),
         }  # fmt: skip
 
 

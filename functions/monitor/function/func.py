@@ -1,11 +1,13 @@
 """monitor: on each monitor-tick (PingSource), find what is stuck, late or failing, and tell a person.
 
-Each tick, in order: re-arm our events the broker accepted and nobody recorded; drain the outbox;
-reconcile notifications past their deadline (stale sends → unknown, stalled queued → send event
-staged again, unknown and receipt-less ones alerted) and alert outbox rows still unpublished;
-judge the delivery rate per channel over 1 h and 24 h, the ETL data's age and the dead-letter
-queues' depths; resolve what cleared; push every alert change to the sinks. The monitor is also a
-dead-letter sink: ``EventFunction`` records any event carrying ``knativeerrordest`` (records.py).
+Each tick, in order: apply the receipts that arrived before the sender recorded the provider's
+message id (and alert those still matching nothing after a day); re-arm our events the broker
+accepted and nobody recorded; drain the outbox; reconcile notifications past their deadline (stale
+sends → unknown, stalled queued → send event staged again, unknown and receipt-less ones alerted)
+and alert outbox rows still unpublished; judge the delivery rate per channel over 1 h and 24 h, the
+ETL data's age and the dead-letter queues' depths; resolve what cleared; push every alert change to
+the sinks. The monitor is also a dead-letter sink: ``EventFunction`` records any event carrying
+``knativeerrordest`` (records.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from patient_notify.domain.sending import STALE_SENDING_S
 from patient_notify.events import PING, PingTick
 from patient_notify.function import EventFunction, Route, Runtime
 
-from .checks import Limits, judge_delivery_rates, judge_freshness, rearm_lost_events, reconcile
+from .checks import RECEIPT_MATCH_GRACE, Limits, judge_delivery_rates, judge_freshness, rearm_lost_events, reconcile
+from .late_receipts import apply_late_receipts
 from .queues import QueueDepths, RabbitQueueDepths
 from .settings import MonitorSettings
 
@@ -45,6 +48,7 @@ class Monitor:
         model_from_event(event, PingTick)
         now, ahead = await self._clock(event)
         db, limits = self._runtime.db, self._limits
+        await apply_late_receipts(db, now, limits)  # first: what they settle is neither overdue nor a failure
         rearmed = await rearm_lost_events(db, now, limits)  # before the drain, which sends them again
         # The drain ages rows by the database's clock: shift the grace by how far the tick is ahead of it.
         grace_s = (limits.grace - ahead).total_seconds()
@@ -87,6 +91,7 @@ def limits_from(s: MonitorSettings) -> Limits:
         batch=s.monitor_batch_size, lookback=timedelta(hours=s.monitor_lookback_hours),
         grace=timedelta(seconds=s.monitor_outbox_grace_s), stall=timedelta(minutes=s.monitor_stall_minutes),
         stale_send=timedelta(seconds=STALE_SENDING_S), receipt=timedelta(minutes=s.monitor_receipt_timeout_minutes),
+        receipt_match_grace=RECEIPT_MATCH_GRACE,
         receiptless=tuple(s.receiptless_providers()), rate_target=s.monitor_rate_target,
         rate_min_sample=s.monitor_rate_min_sample, etl_stale_after=timedelta(minutes=s.etl_stale_after_minutes),
     )  # fmt: skip

@@ -1,7 +1,8 @@
 """Writing down what a receipt decided: the receipt row, the forward-only move, opt-outs, suppressions, alerts.
 
 Every write of one request happens in one transaction, so a database failure leaves nothing half
-applied and the provider's retry (the 503 it gets) applies it whole.
+applied and the provider's retry (the 503 it gets) applies it whole. A delivery receipt is applied
+by ``patient_notify.receipts``, the code the monitor applies early receipts with.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 
 from patient_notify.alerts import raise_alerts
 from patient_notify.db import Database, Transaction
-from patient_notify.domain.receipts import ReceiptOutcome, advances, delivery_failed_alert, unverified_alert
+from patient_notify.domain.receipts import unverified_alert
 from patient_notify.errors import DatabaseError
+from patient_notify.receipts import Move, apply_pending
 
-__all__ = ["Receipt", "advance", "log_applied", "opt_in", "opt_out", "record", "reject", "suppress"]
+__all__ = ["Receipt", "apply", "log_applied", "opt_in", "opt_out", "record", "reject", "suppress"]
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +34,17 @@ class Receipt:
     provider_message_id: str | None
     status: str | None  # the provider's status or event type, as sent
     payload: Mapping[str, Any]
+    error_code: str | None = None  # Twilio's ErrorCode, SES's bounceType
 
 
-async def record(tx: Transaction, receipt: Receipt, *, reject_reason: str | None = None) -> int:
+async def record(tx: Transaction, receipt: Receipt, *, reject_reason: str | None = None, pending: bool = False) -> int:
+    """Keep the request; ``pending``: a verified delivery receipt, to apply to its notifications."""
     row = await tx.one("webhook_record_receipt", _storable({
         "provider": receipt.provider, "kind": receipt.kind,
         "provider_message_id": receipt.provider_message_id, "status": receipt.status,
-        "verified": reject_reason is None, "reject_reason": reject_reason,
+        "error_code": receipt.error_code or None, "verified": reject_reason is None, "reject_reason": reject_reason,
         "payload": json.dumps(_storable(receipt.payload), ensure_ascii=False),
+        "match_state": "pending" if pending else None,
     }))  # fmt: skip
     if row is None:
         raise DatabaseError("webhook_record_receipt returned no row")
@@ -55,23 +60,15 @@ async def reject(db: Database, receipt: Receipt, endpoint: str, reason: str, now
                                            "reason": reason, "receipt_id": receipt_id})  # fmt: skip
 
 
-async def advance(tx: Transaction, receipt: Receipt, outcome: ReceiptOutcome, code: str | None) -> list[int]:
-    """Move the receipt's notifications forward to the outcome's status; the ids that moved.
+async def apply(tx: Transaction, receipt: Receipt) -> tuple[int, list[Move]]:
+    """Keep a verified delivery receipt and move its notifications forward; (receipt id, moves made).
 
-    The rows are locked first, so concurrent receipts for one message apply one after the other,
-    each deciding from the status the previous one left.
+    With no notification carrying its message id yet (the sender has not committed it), the
+    receipt stays pending: the monitor applies it once one does.
     """
-    target, moved = outcome.target, []
-    error = " ".join(filter(None, (receipt.provider, receipt.status, code))) if outcome.failed else None
-    params = {"provider": receipt.provider, "provider_message_id": receipt.provider_message_id}
-    for row in await tx.all("webhook_lock_notifications", params) if receipt.provider_message_id else []:
-        if target is not None and advances(row["status"], target):
-            update = {"id": row["id"], "from_status": row["status"], "to_status": target, "error": error}
-            if await tx.run("webhook_advance_notification", update) == 1:
-                moved.append(int(row["id"]))
-    if outcome.failed:
-        await raise_alerts(tx, [delivery_failed_alert(n, receipt.provider, receipt.status or "", code) for n in moved])
-    return moved
+    message_id = receipt.provider_message_id
+    receipt_id = await record(tx, receipt, pending=message_id is not None)
+    return receipt_id, await apply_pending(tx, receipt.provider, message_id) if message_id else []
 
 
 async def opt_out(tx: Transaction, number: str, source: str) -> None:
@@ -86,13 +83,14 @@ async def suppress(tx: Transaction, addresses: Sequence[str], reason: str, detai
     await tx.run("webhook_suppress_addresses", {"addresses": list(addresses), "reason": reason, "detail": detail})
 
 
-def log_applied(receipt_id: int, receipt: Receipt, moved: Sequence[int], *, blocked: int = 0) -> None:
+def log_applied(receipt_id: int, receipt: Receipt, moves: Sequence[Move], *, blocked: int = 0) -> None:
     """Ids and statuses only; ``blocked``: numbers opted out or addresses suppressed (a warning)."""
     context = {"provider": receipt.provider, "kind": receipt.kind, "status": receipt.status, "receipt_id": receipt_id}
-    for notification_id in moved:
-        log.info("receipt.applied", extra={**context, "notification_id": notification_id})
-    if not moved:
-        log.info("receipt.recorded", extra=context)  # a duplicate, a late status, or an unknown message id
+    for move in moves:  # an earlier receipt's too, when it waited for its notification
+        log.info("receipt.applied", extra={**context, "status": move.receipt.status, "receipt_id": move.receipt.id,
+                                           "notification_id": move.notification_id})  # fmt: skip
+    if not moves:
+        log.info("receipt.recorded", extra=context)  # a duplicate, a late status, or one awaiting its notification
     if blocked:
         log.warning("receipt.blocked_recipient", extra={**context, "count": blocked})
 

@@ -112,16 +112,15 @@ class SesEvents:
         except ValidationError:
             await self._keep(Receipt("sns", "ses-event", message.MessageId, "not an SES event", payload))
             return
-        outcome = ses_outcome(event.kind, event.bounce.bounce_type if event.bounce else None, event.recipients)
-        receipt = Receipt("ses", "ses-event", event.mail.message_id, event.kind, payload)
         code = event.bounce.bounce_type if event.bounce else None
+        outcome = ses_outcome(event.kind, code, event.recipients)
+        receipt = Receipt("ses", "ses-event", event.mail.message_id, event.kind, payload, code)
         async with self._db.transaction() as tx:
-            receipt_id = await ledger.record(tx, receipt)
-            moved = await ledger.advance(tx, receipt, outcome, code)
+            receipt_id, moves = await ledger.apply(tx, receipt)
             if outcome.suppress_reason is not None:
                 detail = f"ses {event.kind}" + (f" {code}" if code else "") + f" on message {event.mail.message_id}"
                 await ledger.suppress(tx, outcome.suppress, outcome.suppress_reason, detail)
-        ledger.log_applied(receipt_id, receipt, moved, blocked=len(outcome.suppress))
+        ledger.log_applied(receipt_id, receipt, moves, blocked=len(outcome.suppress))
 
     async def _subscription(self, message: SnsMessage, payload: dict[str, Any]) -> None:
         receipt = Receipt("sns", "sns-subscription", message.MessageId, message.Type, payload)

@@ -70,19 +70,18 @@ class TwilioWebhooks:
 
     async def on_status(self, request: HttpRequest) -> HttpResponse:
         form = parse_form(request.body)
-        status = form.first("MessageStatus", "SmsStatus")
-        receipt = Receipt("twilio", "status", form.first("MessageSid", "SmsSid"), status, form.payload())
+        status, code = form.first("MessageStatus", "SmsStatus"), form.first("ErrorCode")
+        receipt = Receipt("twilio", "status", form.first("MessageSid", "SmsSid"), status, form.payload(), code)
         if problem := self._signature.problem(request, form):
             await ledger.reject(self._db, receipt, "twilio-status", problem, self._clock())
             return FORBIDDEN
-        code, to = form.first("ErrorCode"), form.first("To") or ""
+        to = form.first("To") or ""
         outcome = twilio_outcome(status or "", code)
         async with self._db.transaction() as tx:
-            receipt_id = await ledger.record(tx, receipt)
-            moved = await ledger.advance(tx, receipt, outcome, code)
+            receipt_id, moves = await ledger.apply(tx, receipt)
             if outcome.opt_out and is_dialable(to):
                 await ledger.opt_out(tx, to, OPTED_OUT_BY_PROVIDER)
-        ledger.log_applied(receipt_id, receipt, moved, blocked=int(outcome.opt_out and is_dialable(to)))
+        ledger.log_applied(receipt_id, receipt, moves, blocked=int(outcome.opt_out and is_dialable(to)))
         return HttpResponse(200)  # an unknown sid too: Twilio would otherwise retry it for nothing
 
     async def on_inbound(self, request: HttpRequest) -> HttpResponse:

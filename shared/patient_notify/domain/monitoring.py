@@ -18,14 +18,15 @@ from patient_notify.domain.alerts import Alert
 __all__ = [
     "DEAD_LETTERS_QUEUED", "DELIVERY_RATE_LOW", "DELIVERY_UNKNOWN", "DLQ_UNREADABLE", "ETL_STALE",
     "EVENT_UNPROCESSED", "NOTIFICATION_STALLED", "OUTBOX_UNPUBLISHED", "RATE_WINDOWS_H", "RECEIPT_MISSING",
-    "QueueReading", "RateWindow", "data_freshness_alert", "dead_letter_queue_alerts", "lost_event_alerts",
-    "outbox_alerts", "rate_alerts", "rate_windows", "receipt_alerts", "stale_send_alerts", "stalled_alerts",
-    "unknown_alerts",
+    "RECEIPT_UNMATCHED", "QueueReading", "RateWindow", "data_freshness_alert", "dead_letter_queue_alerts",
+    "lost_event_alerts", "outbox_alerts", "rate_alerts", "rate_windows", "receipt_alerts", "stale_send_alerts",
+    "stalled_alerts", "unknown_alerts", "unmatched_receipt_alerts",
 ]  # fmt: skip
 
 Row = Mapping[str, Any]
 DELIVERY_UNKNOWN = "delivery_unknown"
 RECEIPT_MISSING = "receipt_missing"
+RECEIPT_UNMATCHED = "receipt_unmatched"
 NOTIFICATION_STALLED = "notification_stalled"
 OUTBOX_UNPUBLISHED = "outbox_unpublished"
 EVENT_UNPROCESSED = "event_unprocessed"
@@ -71,6 +72,19 @@ def receipt_alerts(rows: Iterable[Row]) -> list[Alert]:
         f"{r['channel']} accepted by {r['provider'] or 'the provider'} at {_at(r['since'])}; no delivery "
         "receipt since: check the webhook and the provider's console"
     )) for r in rows]  # fmt: skip
+
+
+def unmatched_receipt_alerts(rows: Iterable[Row], grace: timedelta) -> list[Alert]:
+    """One alert per provider for the receipts given up on (each receipt is given up on once)."""
+    given_up: dict[str, list[Row]] = {}
+    for r in rows:
+        given_up.setdefault(r["provider"], []).append(r)
+    hours = grace.total_seconds() / 3600
+    return [Alert(f"{RECEIPT_UNMATCHED}:{provider}", RECEIPT_UNMATCHED, "warning", provider, (
+        f"{len(found)} verified {provider} receipts matched no notification within {hours:.0f} h "
+        f"(the first: receipt {min(r['id'] for r in found)}, received {_at(min(r['received_at'] for r in found))}): "
+        "a provider id never recorded (a send left unknown?) or a callback for a message we did not send"
+    )) for provider, found in sorted(given_up.items())]  # fmt: skip
 
 
 def lost_event_alerts(rows: Iterable[Row]) -> list[Alert]:

@@ -28,6 +28,8 @@ __all__ = [
     "furthest",
     "inbound_action",
     "is_dialable",
+    "is_failure",
+    "receipt_target",
     "ses_outcome",
     "twilio_outcome",
     "unverified_alert",
@@ -62,7 +64,7 @@ class ReceiptOutcome:
 
     @property
     def failed(self) -> bool:
-        return self.target in ("undelivered", "failed")
+        return is_failure(self.target)
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,20 @@ def furthest(current: str, targets: Iterable[str]) -> str:
     return current
 
 
+def is_failure(status: str | None) -> bool:
+    """A final status that is not delivery: the notification did not reach its recipient."""
+    return status in ("undelivered", "failed")
+
+
+def receipt_target(provider: str, status: str) -> Target | None:
+    """Where a delivery receipt moves its notification: Twilio's MessageStatus, SES's event type."""
+    if provider == "twilio":
+        return _TWILIO.get(status.lower())
+    return _SES.get(status) if provider == "ses" else None
+
+
 def twilio_outcome(status: str, error_code: str | None) -> ReceiptOutcome:
-    return ReceiptOutcome(_TWILIO.get(status.lower()), opt_out=error_code == TWILIO_OPTED_OUT)
+    return ReceiptOutcome(receipt_target("twilio", status), opt_out=error_code == TWILIO_OPTED_OUT)
 
 
 def ses_outcome(event_type: str, bounce_type: str | None, recipients: Sequence[str]) -> ReceiptOutcome:
@@ -94,8 +108,8 @@ def ses_outcome(event_type: str, bounce_type: str | None, recipients: Sequence[s
     if event_type == "Complaint" or (event_type == "Bounce" and bounce_type == "Permanent"):
         reason: Literal["bounce", "complaint"] = "complaint" if event_type == "Complaint" else "bounce"
         addresses = tuple(sorted({a.strip().lower() for a in recipients if a.strip()}))
-        return ReceiptOutcome(_SES[event_type], suppress=addresses, suppress_reason=reason)
-    return ReceiptOutcome(_SES.get(event_type))
+        return ReceiptOutcome(receipt_target("ses", event_type), suppress=addresses, suppress_reason=reason)
+    return ReceiptOutcome(receipt_target("ses", event_type))
 
 
 def inbound_action(body: str, opt_out_type: str | None = None) -> InboundAction | None:

@@ -94,14 +94,47 @@ FROM (
       AND (SELECT count(*) FROM processed_events p WHERE p.source = x.source AND p.id = x.event_id) = 0
       AND (SELECT count(*) FROM rejected_events r
            WHERE r.event_source = x.source AND r.event_id = x.event_id) = 0
+      -- A dead letter re-driven (and not dead again: that reopens it) no longer accounts for the event.
       AND (SELECT count(*) FROM dead_letters d
-           WHERE d.event_source = x.source AND d.event_id = x.event_id) = 0
+           WHERE d.event_source = x.source AND d.event_id = x.event_id AND d.redriven_at IS NULL) = 0
     ORDER BY x.published_at
     LIMIT %(limit)s::int
     FOR UPDATE SKIP LOCKED
 ) lost
 WHERE o.id = lost.id
 RETURNING o.id, o.type, o.created_at AS since, lost.published_at;
+
+-- name: monitor_receipts_to_apply
+-- Messages with receipts not applied yet whose notification now carries the provider's id: they
+-- arrived before the sender had committed it (Twilio may call back first). Orphaned ones too, for
+-- an id recorded late (by hand, after checking the provider's console). The oldest first.
+SELECT r.provider, r.provider_message_id FROM provider_receipts r
+WHERE r.match_state IN ('pending', 'orphaned')
+  AND (r.match_state = 'pending'
+       OR r.received_at >= %(now)s::timestamptz - make_interval(secs => %(lookback_s)s::float8))
+  -- A scalar subquery, probed per receipt by the provider's id, never a join over notifications.
+  AND (SELECT count(*) FROM notifications n
+       WHERE n.provider_message_id = r.provider_message_id AND n.provider = r.provider) > 0
+GROUP BY r.provider, r.provider_message_id
+ORDER BY min(r.id)
+LIMIT %(limit)s::int;
+
+-- name: monitor_orphan_receipts
+-- Receipts still matching no notification `match_grace_s` after they arrived: given up on once
+-- (the caller alerts), yet applied should their notification turn up (monitor_receipts_to_apply).
+UPDATE provider_receipts r SET match_state = 'orphaned'
+FROM (
+    SELECT p.id FROM provider_receipts p
+    WHERE p.match_state = 'pending'
+      AND p.received_at < %(now)s::timestamptz - make_interval(secs => %(match_grace_s)s::float8)
+      AND (SELECT count(*) FROM notifications n
+           WHERE n.provider_message_id = p.provider_message_id AND n.provider = p.provider) = 0
+    ORDER BY p.id
+    LIMIT %(limit)s::int
+    FOR UPDATE SKIP LOCKED
+) lost
+WHERE r.id = lost.id
+RETURNING r.id, r.provider, r.received_at;
 
 -- name: monitor_advance_watermark
 INSERT INTO monitor_watermarks AS w (check_name, checked_until) VALUES (%(check)s::text, %(until)s::timestamptz)
@@ -138,7 +171,7 @@ FROM (
                OR EXISTS (SELECT 1 FROM rejected_events r
                           WHERE r.event_source = o.source AND r.event_id = o.event_id)
                OR EXISTS (SELECT 1 FROM dead_letters d
-                          WHERE d.event_source = o.source AND d.event_id = o.event_id)
+                          WHERE d.event_source = o.source AND d.event_id = o.event_id AND d.redriven_at IS NULL)
           END
     ORDER BY c.id
     LIMIT %(limit)s::int
