@@ -25,8 +25,13 @@ def amqp_headers(event: BaseCloudEvent) -> tuple[dict[str, str], bytes]:
 
 
 def binary_http_headers(headers: Mapping[str, object]) -> dict[str, str]:
-    """The binary-mode HTTP headers for an event that arrived with these AMQP headers."""
-    return {_http_name(key): str(value) for key, value in headers.items()}
+    """The binary-mode HTTP headers for an event that arrived with these AMQP headers.
+
+    RabbitMQ's own ``x-`` headers (a quorum queue stamps ``x-delivery-count`` on a redelivery)
+    are not event attributes and are left out, as eventing-rabbitmq's dispatcher does
+    (pkg/rabbit/message.go): posted as ``ce-x-delivery-count`` they would make the event invalid.
+    """
+    return {_http_name(key): str(value) for key, value in headers.items() if not key.lower().startswith("x-")}
 
 
 def reply_http_headers(response_headers: Mapping[str, str]) -> dict[str, str]:

@@ -215,7 +215,9 @@ class Consumer:
                 self._channel.connection.process_data_events(time_limit=0.1)
                 if not self._channel.consumer_tags:
                     raise pika.exceptions.ConsumerCancelled("the broker cancelled the consumer")
-            except AMQP_ERRORS as exc:
+            except Exception as exc:  # noqa: BLE001 - a consumer thread must never die: its queue would stall
+                # AMQP and socket errors, and whatever pika raises from a dead connection
+                # (ValueError('Timeout closed before call') after a SIGKILLed node).
                 if self._channel is not None:
                     self._on_lost(f"consumer {self._queue_name}: connection lost: {type(exc).__name__}: {exc}")
                 close_quietly(self._channel)
