@@ -25,9 +25,9 @@ def free_port() -> int:
 
 
 class FunctionProcess:
-    def __init__(self, name: str, env: Mapping[str, str], log: IO[bytes]) -> None:
+    def __init__(self, name: str, env: Mapping[str, str], log: IO[bytes], port: int | None = None) -> None:
         self.name = name
-        self.port = free_port()
+        self.port = port or free_port()  # given: its URL had to be known first (a public webhook URL)
         self.url = f"http://127.0.0.1:{self.port}/"
         inherited = dict(os.environ)  # noqa: TID251 - the child inherits PATH and the venv
         self._env = {**inherited, **env, "LISTEN_ADDRESS": f"127.0.0.1:{self.port}"}

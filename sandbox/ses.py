@@ -97,9 +97,14 @@ class SesStandIn:
         )
         client.create_email_identity(EmailIdentity=address)
 
-    def sent_messages(self) -> list[SesSentEmail]:
-        recorded = list(ses_backends[DEFAULT_ACCOUNT_ID][self.region].sent_messages)
+    def sent_messages(self, start: int = 0, stop: int | None = None) -> list[SesSentEmail]:
+        """What SES accepted, in order; records ``start`` to ``stop`` (a raw message counts, unlisted)."""
+        recorded = list(ses_backends[DEFAULT_ACCOUNT_ID][self.region].sent_messages)[start:stop]
         return [_sent_email(message) for message in recorded if isinstance(message, Message)]
+
+    def sent_count(self) -> int:
+        """How many records ``sent_messages`` reads from (cheap: nothing converted)."""
+        return len(ses_backends[DEFAULT_ACCOUNT_ID][self.region].sent_messages)
 
 
 def _sent_email(message: Message) -> SesSentEmail:

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-__all__ = ["DEFAULT_TOPIC_ARN", "SnsStandIn", "ses_event"]
+__all__ = ["DEFAULT_TOPIC_ARN", "SnsHandler", "SnsStandIn", "ses_event"]
 
 DEFAULT_TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
 _SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
@@ -71,7 +71,7 @@ class SnsStandIn:
         return f"http://{host!s}:{port}"
 
     def __enter__(self) -> Self:
-        self._server = ThreadingHTTPServer((self._host, 0), partial(_Handler, self))
+        self._server = ThreadingHTTPServer((self._host, 0), partial(SnsHandler, self))
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
@@ -185,7 +185,9 @@ class _LocalSnsTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class SnsHandler(BaseHTTPRequestHandler):
+    """Serves one connection for the stand-in (plain HTTP here; ``sandbox.sns_https`` wraps it in TLS)."""
+
     def __init__(self, stand_in: SnsStandIn, *args: Any) -> None:
         self.stand_in = stand_in  # set first: the base __init__ serves the request
         super().__init__(*args)

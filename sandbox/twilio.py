@@ -3,8 +3,11 @@
 Point the real ``twilio`` SDK at ``TwilioStandIn.base_url``. It answers
 ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` and ``GET .../Messages/{Sid}.json`` as
 Twilio does (basic auth, form fields, JSON errors with Twilio codes), and then POSTs
-``StatusCallback`` updates signed with ``X-Twilio-Signature`` from a background thread.
-It never logs numbers or bodies.
+``StatusCallback`` updates signed with ``X-Twilio-Signature`` (the twilio SDK's
+``RequestValidator`` scheme: HMAC-SHA1 over the URL and the sorted form fields) from background
+threads: each status ``callback_delay_s`` after the previous one of the same message, the first
+that long after acceptance, as a carrier's report lags the API's answer. ``wait_callbacks`` waits
+until every callback due has been answered. It never logs numbers or bodies.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import re
 import secrets
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -88,6 +92,7 @@ class _CallbackJob:
     url: str
     message: SentSms
     statuses: tuple[str, ...]
+    accepted_at: float  # time.monotonic() when the message was accepted
 
 
 class _Server(ThreadingHTTPServer):
@@ -106,6 +111,7 @@ class TwilioStandIn:
         max_failures_per_message: int | None = None,
         seed: int = 0,
         callback_delay_s: float = 0.0,
+        callback_workers: int = 1,  # messages whose callbacks are posted at once (each message's in order)
         out_of_order: bool = False,
         invalid_numbers: Iterable[str] = (),
         opted_out_numbers: Iterable[str] = (),
@@ -120,6 +126,7 @@ class TwilioStandIn:
         self._failures_by_message: dict[tuple[str, str], int] = {}
         self.listeners: list[Callable[[SentSms], None]] = []  # told of each accepted message (benchmarks)
         self.callback_delay_s, self.out_of_order = callback_delay_s, out_of_order
+        self._callback_workers = callback_workers
         self.invalid_numbers = set(invalid_numbers)
         self.opted_out_numbers = set(opted_out_numbers)
         self.undeliverable_numbers = set(undeliverable_numbers)
@@ -131,6 +138,8 @@ class TwilioStandIn:
         self._rng = random.Random(seed)
         self._validator = RequestValidator(auth_token)
         self._callbacks: queue.Queue[_CallbackJob | None] = queue.Queue()
+        self._callbacks_due = 0  # statuses queued for posting, answered or not
+        self._callbacks_done = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -149,9 +158,9 @@ class TwilioStandIn:
 
     def start(self) -> None:
         self._server = _Server(self._address, partial(_Handler, self))
-        self._threads = [
-            threading.Thread(target=self._serve, name="twilio-stand-in", daemon=True),
-            threading.Thread(target=self._deliver_callbacks, name="twilio-callbacks", daemon=True),
+        self._threads = [threading.Thread(target=self._serve, name="twilio-stand-in", daemon=True)] + [
+            threading.Thread(target=self._deliver_callbacks, name=f"twilio-callbacks-{n}", daemon=True)
+            for n in range(self._callback_workers)
         ]
         for thread in self._threads:
             thread.start()
@@ -162,7 +171,8 @@ class TwilioStandIn:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._callbacks.put(None)
+        for _ in range(self._callback_workers):
+            self._callbacks.put(None)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -175,6 +185,13 @@ class TwilioStandIn:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def wait_callbacks(self, timeout: float) -> bool:
+        """True once every status callback due so far has been posted and answered (or failed)."""
+        with self._callbacks_done:
+            return self._callbacks_done.wait_for(
+                lambda: self.callbacks_sent + self.callbacks_failed >= self._callbacks_due, timeout
+            )
 
     def authenticate(self, authorization: str | None, account: str) -> None:
         scheme, _, encoded = (authorization or "").partition(" ")
@@ -209,7 +226,9 @@ class TwilioStandIn:
         if message.status_callback:
             final = "undelivered" if message.to in self.undeliverable_numbers else "delivered"
             statuses = (final, "sent") if self.out_of_order else ("sent", final)
-            self._callbacks.put(_CallbackJob(message.status_callback, message, statuses))
+            with self._lock:
+                self._callbacks_due += len(statuses)
+            self._callbacks.put(_CallbackJob(message.status_callback, message, statuses, time.monotonic()))
         return dict(resource)
 
     def fetch_message(self, sid: str) -> dict[str, Any]:
@@ -275,8 +294,9 @@ class TwilioStandIn:
 
     def _deliver_callbacks(self) -> None:
         while (job := self._callbacks.get()) is not None:
-            for status in job.statuses:
-                if self._stopping.wait(self.callback_delay_s):
+            for n, status in enumerate(job.statuses, start=1):
+                due = job.accepted_at + n * self.callback_delay_s
+                if self._stopping.wait(max(0.0, due - time.monotonic())):  # the carrier's lag, not a sync
                     return
                 self._advance(job.message.sid, status)
                 self._post_callback(job, status)
@@ -322,9 +342,11 @@ class TwilioStandIn:
         except OSError:  # Twilio does not retry a failed callback either
             with self._lock:
                 self.callbacks_failed += 1
+                self._callbacks_done.notify_all()
             return
         with self._lock:
             self.callbacks_sent += 1
+            self._callbacks_done.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -376,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--failure-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--callback-delay", type=float, default=0.5, help="seconds before each status callback")
+    parser.add_argument("--callback-delay", type=float, default=0.5, help="seconds between a message's callbacks")
     parser.add_argument("--out-of-order", action="store_true", help="send delivered before sent")
     parser.add_argument("--account-sid", default="AC" + "0" * 32)
     parser.add_argument("--auth-token", default="sandbox-auth-token", help="a sandbox value, not a secret")

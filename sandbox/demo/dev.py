@@ -1,9 +1,11 @@
 """``task dev``: the demo's system left running on the wall clock, with its URLs, for events sent by hand.
 
-The PingSources fire on their real schedules (scheduler every 5 minutes, ETL every 15); one ETL
-pass runs at start. The hospital's appointments begin three days from now, so reminders fall due
-in the coming hours as each zone reaches 09:00. A small HTTP server lists what the stand-ins
-accepted: ``GET /sms`` and ``GET /email`` (JSON).
+The PingSources fire on their real schedules (scheduler and monitor every 5 minutes, ETL every
+15); one ETL pass runs at start. Twilio posts a status callback a second after each step of a
+message, and SES's events reach the webhooks function through the signed SNS stand-in. The
+hospital's appointments begin three days from now, so reminders fall due in the coming hours as
+each zone reaches 09:00. A small HTTP server lists what the stand-ins accepted: ``GET /sms`` and
+``GET /email`` (JSON).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ Patient Notify is running (Ctrl-C to stop). Database: {system.database.url}
   broker ingress    {system.broker.ingress_url}
   patient API       {system.api.fhir_url} (FHIR R4) · {system.api.json_url} (JSON)
   Twilio stand-in   {system.twilio.base_url}
+  webhooks (public) {system.webhooks_url}/twilio/status · /twilio/inbound · /ses/events
   sent messages     {outbox}/sms · {outbox}/email
   function logs     {system.logs}/
   functions

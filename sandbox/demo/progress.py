@@ -45,6 +45,14 @@ class Progress:
         return time.monotonic() - self._started
 
     def _run(self) -> None:
+        try:
+            self._show()
+        except psycopg.Error:
+            if not self._stop.is_set():
+                raise
+            # stopping: the database may already be shut down under a last, slow line
+
+    def _show(self) -> None:
         last_line = 0.0
         with psycopg.connect(self._system.database.url, autocommit=True) as conn:
             while not self._stop.wait(self._period_s):
@@ -57,12 +65,17 @@ class Progress:
         rows = conn.execute("SELECT status, count(*) FROM notifications GROUP BY 1").fetchall()
         counts = {str(status): int(str(n)) for status, n in rows}
         [(alerts,)] = conn.execute("SELECT count(*) FROM alerts").fetchall()
-        system = self._system
+        system, failed = self._system, counts.get("failed", 0) + counts.get("undelivered", 0)
         return (
             f"[{self.elapsed():5.1f}s] {self._stage():<24} sms {len(system.twilio.messages):>5} · "
-            f"email {len(system.sent_email()):>5} · queued {counts.get('queued', 0):>4} · "
-            f"failed {counts.get('failed', 0):>3} · alerts {alerts:>4} · {self.peak_memory / 2**20:4.0f} MB"
+            f"email {self._emails():>5} · delivered {counts.get('delivered', 0):>5} · "
+            f"queued {counts.get('queued', 0):>4} · failed {failed:>3} · alerts {alerts:>4} · "
+            f"{self.peak_memory / 2**20:4.0f} MB"
         )
+
+    def _emails(self) -> int:
+        system = self._system
+        return system.ses.sent_count() if system.ses is not None else len(system.sent_email())
 
     def _pids(self) -> set[int]:
         pids = {psutil.Process().pid} | {p.pid for p in psutil.Process().children(recursive=True)}
