@@ -11,22 +11,20 @@ import argparse
 import asyncio
 import json
 import operator
-import os
 import statistics
 import threading
 import time
-import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
 import httpx
-import psycopg
 from cloudevents.core.bindings.http import to_binary_event
 
+from bench.databases import fresh_database
 from patient_notify.catalog import SourceBatch, save_batch
-from patient_notify.db import Database, migrate
+from patient_notify.db import Database
 from patient_notify.domain.models import Appointment, ContactPoint, Location, Patient
 from sandbox.processes import ROOT, FunctionProcess
 from sandbox.router import LocalRouter
@@ -35,17 +33,7 @@ from sandbox.triggers import load_triggers
 from sandbox.twilio import SentSms, TwilioStandIn
 from tests.integration.change_harness import SECRET, announced
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")  # noqa: TID251
 ACCOUNT_SID = "AC" + "2" * 32
-
-
-def _database() -> str:
-    name = f"pn_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}".encode())
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    migrate(url)
-    return url
 
 
 async def _seed(url: str, count: int, start: datetime) -> None:
@@ -62,10 +50,11 @@ async def _seed(url: str, count: int, start: datetime) -> None:
 
 
 def measure(count: int, logs: Path) -> dict[str, float]:
-    url = _database()
+    """Latency percentiles over ``count`` changes, in a fresh database dropped afterwards."""
     start = (datetime.now(UTC) + timedelta(days=10)).replace(second=0, microsecond=0)
-    asyncio.run(_seed(url, count + 20, start))
     with ExitStack() as stack:
+        url = stack.enter_context(fresh_database())
+        asyncio.run(_seed(url, count + 20, start))
         twilio = stack.enter_context(TwilioStandIn(ACCOUNT_SID, "token"))
         smtp = stack.enter_context(SmtpStandIn())
         accepted: dict[str, float] = {}
