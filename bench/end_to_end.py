@@ -1,5 +1,6 @@
-"""End-to-end reminder throughput: one scheduler tick with N reminders due, until every message is
-accepted by a stand-in, through the whole system as the demo runs it (``sandbox.demo.system``):
+"""End-to-end reminder throughput: a scheduler tick with N reminders due, until every message is
+accepted by a stand-in (a later tick only after a stall: ``bench.acceptances``), through the
+whole system as the demo runs it (``sandbox.demo.system``):
 the seven functions as func-python processes, the local broker on RabbitMQ (quorum queues,
 publisher confirms), the Twilio and SES stand-ins accepting every message at once, and their
 receipts (Twilio status callbacks, SES events through SNS) flowing to the webhooks function
@@ -10,7 +11,6 @@ restarted in turn, the rest idle, and timed from spawn to its readiness probe an
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from bench.acceptances import Acceptances, SchedulerTicks
 from bench.databases import fresh_database
 from bench.population import DuePopulation, due_population, seed
 from bench.processes import cpu_seconds, memory_mb
@@ -28,38 +29,11 @@ from sandbox.demo.database import DemoDatabase
 from sandbox.demo.system import DemoOptions, DemoSystem, start_system
 from sandbox.patient_population import Population
 from sandbox.processes import FunctionProcess
-from sandbox.twilio import SentSms
 
 __all__ = ["measure_end_to_end"]
 
 READY_TIMEOUT_S = 300.0  # seven interpreters importing at once on two busy cores can take minutes
 SLOWEST_PER_S = 5.0  # appointments a second below which the run is broken, not slow: the wait gives up
-
-
-class Acceptances:
-    """Counts what the stand-ins accepted; Twilio tells each message, SES is polled (cheaply)."""
-
-    def __init__(self, system: DemoSystem) -> None:
-        self._system, self._lock = system, threading.Lock()
-        self.sms, self.last_sms_at = 0, 0.0
-        system.twilio.listeners.append(self._on_sms)
-
-    def _on_sms(self, message: SentSms) -> None:
-        with self._lock:
-            self.sms, self.last_sms_at = self.sms + 1, time.perf_counter()
-
-    def wait_for(self, sms: int, email: int, timeout: float) -> float:
-        """The moment the last expected message was accepted (within one 20 ms poll for email)."""
-        assert self._system.ses is not None
-        deadline, email_at = time.monotonic() + timeout, 0.0
-        while time.monotonic() < deadline:
-            if not email_at and self._system.ses.sent_count() >= email:
-                email_at = time.perf_counter()
-            if email_at and self.sms >= sms:
-                return max(email_at, self.last_sms_at)
-            time.sleep(0.02)  # a poll of the stand-ins' counters, not a synchronisation
-        raise TimeoutError(f"after {timeout:.0f} s: {self.sms} of {sms} SMS, "
-                           f"{self._system.ses.sent_count()} of {email} emails accepted")  # fmt: skip
 
 
 def measure_end_to_end(count: int, rabbitmq_url: str, workdir: Path, profiler: Profiler | None) -> dict[str, Any]:
@@ -88,13 +62,14 @@ class SlowStartFunctionProcess(FunctionProcess):
 def _run(system: DemoSystem, population: DuePopulation, profiler: Profiler | None) -> dict[str, Any]:
     pids: dict[str, int | None] = {name: process.pid for name, process in system.functions.items()}
     everything = pids | {"bench (broker, stand-ins)": os.getpid()}
-    accepted, cpu_before = Acceptances(system), cpu_seconds(everything)
+    accepted, ticks = Acceptances(system), SchedulerTicks(system, population.tick_at)
+    cpu_before = cpu_seconds(everything)
     sms = sum(1 for _, channel in population.expected if channel == "sms")
     timeout = 120 + population.count / SLOWEST_PER_S
     with profiler.recording(everything) if profiler else ExitStack():
         started = time.perf_counter()
-        system.pingsources(since=population.tick_at).fire("scheduler-tick", population.tick_at)
-        finished = accepted.wait_for(sms, len(population.expected) - sms, timeout=timeout)
+        ticks.fire()
+        finished = accepted.wait_for(sms, len(population.expected) - sms, ticks, timeout)
     cpu_after = cpu_seconds(everything)
     receipts_s = _receipts_settled(system, finished)
     memory, broker = memory_mb(pids), _broker(system)
@@ -102,7 +77,8 @@ def _run(system: DemoSystem, population: DuePopulation, profiler: Profiler | Non
     return {
         "appointments": population.count, "notifications": len(population.expected), "seconds": round(seconds, 2),
         "notifications_per_s": round(len(population.expected) / seconds, 1),
-        "receipts_settled_s": receipts_s, "exactly_once": _exactly_once(system, population),
+        "receipts_settled_s": receipts_s, "scheduler_ticks": ticks.fired,
+        "exactly_once": _exactly_once(system, population),
         "broker_events_per_notification": round(broker["ingested"] / len(population.expected), 2),
         "broker": broker, "memory_after_run": memory,
         "cpu_ms_per_notification": {

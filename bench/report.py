@@ -47,7 +47,7 @@ def _end_to_end(results: Results) -> list[str]:
         f"notifications for {e2e['appointments']:,} appointments in {e2e['seconds']} s, tick to last acceptance",
         f"                   accepted {once['accepted']:,} of {once['expected']:,}: {once['missing']} missing, "
         f"{once['duplicates']} duplicates, {once['unexpected']} unexpected · receipts settled "
-        f"{e2e['receipts_settled_s']} s later",
+        f"{e2e['receipts_settled_s']} s later · scheduler ticks {e2e['scheduler_ticks']}",
         f"                   broker: {broker['ingested']:,} events ingested "
         f"({e2e['broker_events_per_notification']} per notification), retried "
         f"{sum(broker['retried'].values())}, dead-lettered {broker['dead_lettered']}, "
