@@ -114,5 +114,7 @@ class TestRabbitMQKilled:
             assert statuses == {"sent": len(population.expected)}
             alerts = system.table("SELECT kind, count(*) FROM alerts GROUP BY kind")
             assert alerts.pop("no_usable_contact") == population.unreachable
-            assert set(alerts) <= {"etl_stale"}, alerts  # no ETL runs in this scenario
+            # No ETL runs in this scenario (etl_stale); the ticks start at the wall clock, so at some
+            # hours reminders whose window already passed are planned late (reminder_late): both by design.
+            assert set(alerts) <= {"etl_stale", "reminder_late"}, alerts
             assert (stats.dropped, stats.dead_lettered) == ([], [])
