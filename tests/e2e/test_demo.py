@@ -121,6 +121,20 @@ class TestDemo:
                                 JOIN notifications s ON s.id = e.fallback_of""")
         assert fallbacks and set(fallbacks) <= {("failed", "email", "delivered"), ("undelivered", "email", "delivered")}
 
+    def test_every_sms_that_did_not_arrive_is_emailed_where_an_address_exists(self, day: Day) -> None:
+        """Refused at send or undelivered by its receipt: the occasion (appointment, kind, version) reaches the
+        patient by a delivered email, unless the patient has no address or the appointment changed since."""
+        rows = day.rows("""SELECT s.id::text, s.status,
+                EXISTS (SELECT 1 FROM notifications e WHERE e.channel = 'email' AND e.status = 'delivered'
+                        AND (e.appointment_id, e.kind, e.appointment_version)
+                          = (s.appointment_id, s.kind, s.appointment_version)) AS emailed,
+                EXISTS (SELECT 1 FROM contact_points c WHERE c.patient_id = a.patient_id AND c.channel = 'email')
+                    AND a.version = s.appointment_version AS could_be
+            FROM notifications s JOIN appointments a ON a.id = s.appointment_id
+            WHERE s.channel = 'sms' AND s.status IN ('failed', 'undelivered')""")
+        assert {status for _, status, _, _ in rows} == {"failed", "undelivered"}, rows
+        assert [(nid, status) for nid, status, emailed, could_be in rows if could_be and not emailed] == []
+
     def test_a_hard_bounce_suppresses_the_address(self, day: Day) -> None:
         """An email that bounced for good is undelivered by its SES event and its address never written to again."""
         bounced = day.rows("""SELECT n.recipient = s.address FROM notifications n

@@ -46,6 +46,7 @@ class System:
     webhooks: Webhooks
     monitor: Harness
     now: datetime
+    ingress: SinkStandIn  # the broker the monitor publishes to
 
     async def tick(self, after: timedelta = timedelta(0)) -> None:
         assert await self.monitor.tick(self.now + after) == 200
@@ -62,7 +63,7 @@ async def running_system(url: str, sns: SnsStandIn, logs: CapturedLogs, ingress:
         now = datetime.now(UTC)
         fresh_etl(harness, now + 2 * DAY)  # fresh for every tick a test makes
         try:
-            yield System(webhooks, harness, now)
+            yield System(webhooks, harness, now, ingress)
         finally:
             await webhooks.db.close()
 
@@ -124,6 +125,34 @@ class TestReceiptsBeforeTheSid:
         assert [s for (s,) in history] == ["queued", "sending", "sent", "delivered"]
 
 
+class TestEmailFallbackOnTheTick:
+    def published(self, system: System) -> list[tuple[str, str]]:
+        """Each event the monitor published: (type, the notification it names)."""
+        return [(h["ce-type"], str(body["notification_id"])) for _, h, body in system.ingress.requests
+                if isinstance(body, dict) and "notification_id" in body]  # fmt: skip
+
+    async def test_an_undelivered_receipt_applied_late_sends_one_email_that_tick(self, system: System) -> None:
+        """undelivered beat the sid: the tick that applies it replaces the SMS by one email and publishes
+        its send event at once; later ticks send nothing more."""
+        nid, _ = await system.webhooks.raced_notification(["undelivered"], email=True, ErrorCode="30003")
+        await system.tick()
+        [(email_id,)] = system.webhooks.rows("SELECT id FROM notifications WHERE fallback_of = %s", nid)
+        assert self.published(system) == [("org.patientnotify.email.send.v1", str(email_id))]
+        await system.tick(timedelta(minutes=10))
+        assert len(self.published(system)) == 1
+
+    async def test_the_webhooks_fallback_is_published_by_the_next_drain(self, system: System) -> None:
+        """An undelivered receipt on time: the webhooks stage the email's event; the monitor's drain sends it."""
+        sid = new_sid()
+        nid = await system.webhooks.sent_notification("twilio", sid, preference="sms", email=True)
+        await system.webhooks.callbacks(sid, ["undelivered"], ErrorCode="30003")
+        [(email_id,)] = system.webhooks.rows("SELECT id FROM notifications WHERE fallback_of = %s", nid)
+        assert self.published(system) == []
+        await system.tick(timedelta(minutes=5))  # past the drain's grace for rows left by their writer
+        assert self.published(system) == [("org.patientnotify.email.send.v1", str(email_id))]
+        assert system.alerts("outbox_unpublished") == []
+
+
 class TestReceiptsMatchingNothing:
     async def test_one_alert_once_a_day_has_passed_and_never_again(self, system: System) -> None:
         """A callback for a sid no notification carries: pending for a day, then one receipt_unmatched
@@ -167,7 +196,8 @@ class TestTheTicksCounts:
         cfg = {"DATABASE_URL": system.monitor.url, "BROKER_URL": "http://127.0.0.1:1/"}
         limits = func.limits_from(func.MonitorSettings.from_cfg(cfg))
         late = load_module("monitor", "late_receipts")
-        counts = await late.apply_late_receipts(system.webhooks.db, system.now + DAY + timedelta(hours=1), limits)
+        at = system.now + DAY + timedelta(hours=1)
+        counts = await late.apply_late_receipts(system.webhooks.db, at, limits, email_fallback=True)
         assert counts == late.LateReceipts(messages=2, moved=2, orphaned=1)
 
 

@@ -79,9 +79,9 @@ class Webhooks:
     def status(self, notification_id: int) -> str:
         return str(self.rows("SELECT status FROM notifications WHERE id = %s", notification_id)[0][0])
 
-    async def sent_notification(self, provider: str, message_id: str, *, channel: str = "sms") -> int:
+    async def sent_notification(self, provider: str, message_id: str, *, channel: str = "sms", **patient: Any) -> int:
         """A notification taken through the real send path to 'sent' with this provider id."""
-        notification_id = await self.queued_notification(channel)
+        notification_id = await self.queued_notification(channel, **patient)
 
         async def accepted(claimed: Any) -> ProviderAccepted:
             return ProviderAccepted(provider, message_id)
@@ -89,10 +89,12 @@ class Webhooks:
         await deliver(self.db, notification_id, accepted)
         return notification_id
 
-    async def raced_notification(self, statuses: Sequence[str], concurrency: int = 1, **extra: str) -> tuple[int, str]:
+    async def raced_notification(
+        self, statuses: Sequence[str], concurrency: int = 1, *, email: bool = False, **extra: str
+    ) -> tuple[int, str]:
         """Sent through the real send path while Twilio calls back with ``statuses`` before its API call
         returns (it can, within milliseconds of accepting): the callbacks beat the sid's commit."""
-        sid, notification_id = new_sid(), await self.queued_notification()
+        sid, notification_id = new_sid(), await self.queued_notification(preference="sms", email=email)
 
         async def accepted_after_callbacks(claimed: Any) -> ProviderAccepted:
             await self.callbacks(sid, statuses, concurrency, **extra)
@@ -115,10 +117,11 @@ class Webhooks:
         rows = self.rows("SELECT match_state FROM provider_receipts WHERE provider_message_id = %s ORDER BY id", sid)
         return [state for (state,) in rows]
 
-    async def queued_notification(self, channel: str = "sms") -> int:
-        """A notification claimed for the appointment, queued for its sender."""
+    async def queued_notification(self, channel: str = "sms", *, preference: str = "both", email: bool = False) -> int:
+        """A notification claimed for the appointment, queued for its sender; ``email``: the patient has one."""
+        contacts = [make_contact(), *([make_contact(channel="email", value=EMAIL)] if email else [])]
         async with self.db.transaction() as tx:
-            await save_batch(tx, SourceBatch([make_location()], [make_patient()], [make_contact()],
+            await save_batch(tx, SourceBatch([make_location()], [make_patient(channel_preference=preference)], contacts,
                                              [make_appointment(starts_at=APPOINTMENT_AT)]))  # fmt: skip
             [row] = await tx.all("claim_notifications", {
                 "natural_keys": [f"test:{uuid.uuid4()}"], "appointment_ids": ["appt-1"],
@@ -167,10 +170,12 @@ def config(database_url: str, sns: SnsStandIn, **overrides: str) -> dict[str, st
 
 
 @asynccontextmanager
-async def running_webhooks(database_url: str, sns: SnsStandIn, logs: CapturedLogs) -> AsyncIterator[Webhooks]:
+async def running_webhooks(
+    database_url: str, sns: SnsStandIn, logs: CapturedLogs, **overrides: str
+) -> AsyncIterator[Webhooks]:
     """The function as func-python serves it (its ASGI app routes /health/* and the rest), in process."""
     function = webhooks_func.new(transport=sns.transport())
-    logs.start(function, config(database_url, sns))
+    logs.start(function, config(database_url, sns, **overrides))
     app = httpx.ASGITransport(app=ASGIApplication(function))
     try:
         async with httpx.AsyncClient(transport=app, base_url=PUBLIC_URL) as client:
@@ -431,6 +436,63 @@ async def _deliver_callbacks(webhooks: Webhooks, arrived: list[str], concurrency
     nid = await webhooks.sent_notification("twilio", sid)
     await webhooks.callbacks(sid, arrived, concurrency)
     return nid
+
+
+class TestEmailFallback:
+    """An SMS a receipt says did not arrive is replaced by one email, when the patient has one and allows it."""
+
+    def fallbacks(self, webhooks: Webhooks, sms_id: int) -> list[tuple[str, str, str]]:
+        return [(c, r, s) for c, r, s in webhooks.rows(
+            "SELECT channel, recipient, status FROM notifications WHERE fallback_of = %s", sms_id)]  # fmt: skip
+
+    def staged(self, webhooks: Webhooks) -> list[tuple[str, str, bool]]:
+        """The outbox: (type, the notification it names, published yet)."""
+        return [(t, str(n), p) for t, n, p in webhooks.rows(
+            "SELECT type, data->>'notification_id', published_at IS NOT NULL FROM outbox ORDER BY id")]  # fmt: skip
+
+    @pytest.mark.parametrize("status", ["undelivered", "failed"])
+    async def test_a_failed_receipt_stages_one_email_for_an_sms_only_patient(
+        self, webhooks: Webhooks, status: str
+    ) -> None:
+        """sent, then the failure twice: one email, queued, its send event staged for the monitor's drain
+        (this function has no broker); the SMS's history names it; one alert, no patient data in it."""
+        sid = new_sid()
+        nid = await webhooks.sent_notification("twilio", sid, preference="sms", email=True)
+        for callback in ("sent", status, status):
+            answer = await webhooks.twilio("/twilio/status", status_params(sid, callback, ErrorCode="30003"))
+            assert answer.status_code == 200
+        [(channel, recipient, email_status)] = self.fallbacks(webhooks, nid)
+        assert (channel, recipient, email_status, webhooks.status(nid)) == ("email", EMAIL, "queued", status)
+        [(email_id,)] = webhooks.rows("SELECT id FROM notifications WHERE fallback_of = %s", nid)
+        assert self.staged(webhooks) == [("org.patientnotify.email.send.v1", str(email_id), False)]
+        history = "SELECT detail FROM notification_status_history WHERE notification_id = %s AND detail LIKE 'f%%'"
+        [(detail,)] = webhooks.rows(history, nid)
+        assert detail == f"fallback to email: notification {email_id}"
+        assert [k for (k,) in webhooks.rows("SELECT kind FROM alerts")] == ["delivery_failed"]
+
+    async def test_delivered_falls_back_to_nothing(self, webhooks: Webhooks) -> None:
+        sid = new_sid()
+        nid = await webhooks.sent_notification("twilio", sid, preference="sms", email=True)
+        await webhooks.twilio("/twilio/status", status_params(sid, "delivered"))
+        assert (self.fallbacks(webhooks, nid), self.staged(webhooks)) == ([], [])
+
+    async def test_without_an_address_the_failure_is_only_alerted(self, webhooks: Webhooks) -> None:
+        sid = new_sid()
+        nid = await webhooks.sent_notification("twilio", sid, preference="sms")
+        await webhooks.twilio("/twilio/status", status_params(sid, "undelivered", ErrorCode="30003"))
+        assert (self.fallbacks(webhooks, nid), self.staged(webhooks)) == ([], [])
+        assert [k for (k,) in webhooks.rows("SELECT kind FROM alerts")] == ["delivery_failed"]
+
+    async def test_email_fallback_false_keeps_an_sms_only_patient_off_email(
+        self, migrated_database_url: str, sns: SnsStandIn, logs: CapturedLogs
+    ) -> None:
+        async with running_webhooks(migrated_database_url, sns, logs, EMAIL_FALLBACK="false") as webhooks:
+            sid = new_sid()
+            nid = await webhooks.sent_notification("twilio", sid, preference="sms", email=True)
+            await webhooks.twilio("/twilio/status", status_params(sid, "undelivered", ErrorCode="30003"))
+            outcome = (webhooks.status(nid), self.fallbacks(webhooks, nid), self.staged(webhooks))
+            assert outcome == ("undelivered", [], [])
+            await webhooks.db.close()
 
 
 class TestInbound:

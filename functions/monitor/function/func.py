@@ -48,7 +48,9 @@ class Monitor:
         model_from_event(event, PingTick)
         now, ahead = await self._clock(event)
         db, limits = self._runtime.db, self._limits
-        await apply_late_receipts(db, now, limits)  # first: what they settle is neither overdue nor a failure
+        # First: what they settle is neither overdue nor a failure. Their email fallbacks go out at once.
+        late = await apply_late_receipts(db, now, limits, email_fallback=self._settings.email_fallback)
+        fallbacks = await self._runtime.publisher.publish(late.outbox_ids)
         rearmed = await rearm_lost_events(db, now, limits)  # before the drain, which sends them again
         # The drain ages rows by the database's clock: shift the grace by how far the tick is ahead of it.
         grace_s = (limits.grace - ahead).total_seconds()
@@ -62,8 +64,8 @@ class Monitor:
         pushed = await push_alerts(db, self._sinks, now=now, storm_threshold=s.alert_storm_threshold,
                                    limit=s.alert_push_limit)  # fmt: skip
         log.info("monitor.tick", extra={
-            "count": raised + rearmed, "published": drained.published + restaged.published,
-            "failed": drained.failed + restaged.failed + pushed.failed, "applied": pushed.pushed,
+            "count": raised + rearmed, "published": drained.published + restaged.published + fallbacks.published,
+            "failed": drained.failed + restaged.failed + fallbacks.failed + pushed.failed, "applied": pushed.pushed,
         })  # fmt: skip
 
     async def _clock(self, event: BaseCloudEvent) -> tuple[datetime, timedelta]:

@@ -6,6 +6,8 @@ such a receipt pending; each tick applies the pending receipts of every message 
 notification now carries the id, through ``patient_notify.receipts`` (the webhooks' own code:
 forward only, in the order received). A receipt still matching nothing after the grace period is
 given up on once, with one alert per provider; it is still applied should its notification turn up.
+An SMS such a receipt reports undelivered falls back to email as on the webhooks' path: the send
+events are staged here and published by the caller after commit.
 """
 
 from __future__ import annotations
@@ -31,18 +33,22 @@ class LateReceipts:
     messages: int  # messages whose waiting receipts were applied
     moved: int  # status moves they made
     orphaned: int  # receipts given up on this tick (alerted)
+    outbox_ids: tuple[int, ...] = ()  # email fallbacks' send events, staged: publish after commit
 
 
-async def apply_late_receipts(db: Database, now: datetime, limits: Limits) -> LateReceipts:
+async def apply_late_receipts(db: Database, now: datetime, limits: Limits, *, email_fallback: bool) -> LateReceipts:
     params = limits.params(now)
+    moved, outbox_ids = 0, list[int]()
     async with db.transaction() as tx:
         messages = await tx.all("monitor_receipts_to_apply", params)
-        moved = 0
         for message in messages:
-            moved += len(await apply_pending(tx, message["provider"], message["provider_message_id"]))
+            applied = await apply_pending(tx, message["provider"], message["provider_message_id"],
+                                          email_fallback=email_fallback)  # fmt: skip
+            moved += len(applied.moves)
+            outbox_ids.extend(applied.outbox_ids)
         orphaned = await tx.all("monitor_orphan_receipts", params)
         await raise_alerts(tx, unmatched_receipt_alerts(orphaned, limits.receipt_match_grace))
-    result = LateReceipts(len(messages), moved, len(orphaned))
+    result = LateReceipts(len(messages), moved, len(orphaned), tuple(outbox_ids))
     if result.messages:
         log.info("receipts.applied_late", extra={"count": result.messages, "applied": result.moved})
     if result.orphaned:

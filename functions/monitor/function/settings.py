@@ -25,6 +25,7 @@ class MonitorSettings(Settings):
     monitor_stall_minutes: float = Field(default=15.0, gt=0)  # queued, nothing in flight: re-staged + alert
     monitor_receipt_timeout_minutes: float = Field(default=60.0, gt=0)  # sent, no receipt: receipt_missing
     monitor_receiptless_providers: str = "smtp,sns"  # providers that never send delivery receipts
+    email_fallback: bool = True  # a late receipt saying an SMS did not arrive: one email instead (webhooks' rule)
     monitor_rate_target: float = Field(default=0.99, gt=0, le=1)
     monitor_rate_min_sample: int = Field(default=100, ge=1)  # outcomes a window needs to be judged
     etl_stale_after_minutes: float = Field(default=45.0, gt=0)

@@ -38,6 +38,7 @@ class WebhooksSettings(HttpSettings):
     # The HELP reply; when unset, a default that names HELP_PHONE_NUMBER if that is set.
     help_reply_text: str | None = Field(default=None, max_length=320)
     help_phone_number: str | None = Field(default=None, max_length=32)
+    email_fallback: bool = True  # an SMS-only patient is emailed once when a receipt says the SMS did not arrive
 
     @model_validator(mode="after")
     def _https_unless_local(self) -> Self:
@@ -59,7 +60,7 @@ def wire(settings: WebhooksSettings, runtime: HttpRuntime) -> Mapping[str, Handl
         return datetime.now(UTC)
 
     signature = TwilioSignature(settings.twilio_auth_token.get_secret_value(), str(settings.webhooks_public_url))
-    twilio = TwilioWebhooks(runtime.db, signature, settings.help_text, clock)
+    twilio = TwilioWebhooks(runtime.db, signature, settings.help_text, clock, email_fallback=settings.email_fallback)
     ses = SesEvents(runtime.db, HttpxSnsEndpoint(runtime.http), settings.ses_events_topic_arn, clock)
     return {"/twilio/status": twilio.on_status, "/twilio/inbound": twilio.on_inbound, "/ses/events": ses.on_event}
 

@@ -60,15 +60,19 @@ async def reject(db: Database, receipt: Receipt, endpoint: str, reason: str, now
                                            "reason": reason, "receipt_id": receipt_id})  # fmt: skip
 
 
-async def apply(tx: Transaction, receipt: Receipt) -> tuple[int, list[Move]]:
+async def apply(tx: Transaction, receipt: Receipt, *, email_fallback: bool) -> tuple[int, Sequence[Move]]:
     """Keep a verified delivery receipt and move its notifications forward; (receipt id, moves made).
 
     With no notification carrying its message id yet (the sender has not committed it), the
-    receipt stays pending: the monitor applies it once one does.
+    receipt stays pending: the monitor applies it once one does. An SMS it reports undelivered
+    is replaced by an email (``email_fallback``: the site's EMAIL_FALLBACK) whose send event is
+    staged here; this function has no broker, so the monitor's outbox drain publishes it.
     """
     message_id = receipt.provider_message_id
     receipt_id = await record(tx, receipt, pending=message_id is not None)
-    return receipt_id, await apply_pending(tx, receipt.provider, message_id) if message_id else []
+    if not message_id:
+        return receipt_id, ()
+    return receipt_id, (await apply_pending(tx, receipt.provider, message_id, email_fallback=email_fallback)).moves
 
 
 async def opt_out(tx: Transaction, number: str, source: str) -> None:

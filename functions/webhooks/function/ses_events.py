@@ -116,7 +116,7 @@ class SesEvents:
         outcome = ses_outcome(event.kind, code, event.recipients)
         receipt = Receipt("ses", "ses-event", event.mail.message_id, event.kind, payload, code)
         async with self._db.transaction() as tx:
-            receipt_id, moves = await ledger.apply(tx, receipt)
+            receipt_id, moves = await ledger.apply(tx, receipt, email_fallback=False)  # email has no fallback
             if outcome.suppress_reason is not None:
                 detail = f"ses {event.kind}" + (f" {code}" if code else "") + f" on message {event.mail.message_id}"
                 await ledger.suppress(tx, outcome.suppress, outcome.suppress_reason, detail)

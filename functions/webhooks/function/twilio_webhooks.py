@@ -65,8 +65,12 @@ class TwilioSignature:
 
 
 class TwilioWebhooks:
-    def __init__(self, db: Database, signature: TwilioSignature, help_text: str, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, db: Database, signature: TwilioSignature, help_text: str, clock: Callable[[], datetime],
+        *, email_fallback: bool,
+    ) -> None:  # fmt: skip
         self._db, self._signature, self._help_text, self._clock = db, signature, help_text, clock
+        self._email_fallback = email_fallback  # EMAIL_FALLBACK: an undelivered SMS may be replaced by an email
 
     async def on_status(self, request: HttpRequest) -> HttpResponse:
         form = parse_form(request.body)
@@ -78,7 +82,7 @@ class TwilioWebhooks:
         to = form.first("To") or ""
         outcome = twilio_outcome(status or "", code)
         async with self._db.transaction() as tx:
-            receipt_id, moves = await ledger.apply(tx, receipt)
+            receipt_id, moves = await ledger.apply(tx, receipt, email_fallback=self._email_fallback)
             if outcome.opt_out and is_dialable(to):
                 await ledger.opt_out(tx, to, OPTED_OUT_BY_PROVIDER)
         ledger.log_applied(receipt_id, receipt, moves, blocked=int(outcome.opt_out and is_dialable(to)))
