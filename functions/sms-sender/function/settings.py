@@ -12,7 +12,6 @@ from patient_notify.errors import ConfigError
 from patient_notify.settings import Settings
 
 from .failover import CircuitBreaker, Provider, SmsRoutes
-from .sns_gateway import SnsSmsGateway
 from .twilio_gateway import TwilioSmsGateway
 
 __all__ = ["SmsSenderSettings", "routes_for"]
@@ -83,6 +82,8 @@ def routes_for(settings: SmsSenderSettings, clock: Callable[[], float]) -> SmsRo
 def _sns(s: SmsSenderSettings) -> Provider | None:
     if not s.sns_region:
         return None
+    from .sns_gateway import SnsSmsGateway  # here: boto3 costs 0.5 s of cold start, and failover is opt-in
+
     secret = s.aws_secret_access_key
     gateway = SnsSmsGateway(
         region=s.sns_region, endpoint_url=str(s.sns_endpoint_url) if s.sns_endpoint_url else None,
