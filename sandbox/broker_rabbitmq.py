@@ -29,11 +29,10 @@ from typing import Any
 
 import httpx
 import pika  # type: ignore[import-untyped]  # pika ships no stubs; types-pika (1.2.0b1, 2022) predates pika 1.3
-from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 
 from sandbox.amqp_codec import amqp_headers, binary_http_headers, filter_matches, is_retryable, reply_http_headers
 from sandbox.rabbit_connections import AMQP_ERRORS, Consumer, Publisher, Requeue, Stopped
-from sandbox.router import RouterStats
+from sandbox.router import RouterStats, ingress_event
 from sandbox.triggers import Trigger
 
 __all__ = ["RabbitRouter"]
@@ -139,9 +138,8 @@ class RabbitRouter:
 
     def _ingest(self, headers: Mapping[str, str], body: bytes) -> int:
         """The ingress's answer: 400 for anything not a CloudEvent, 202 once confirmed, else 500."""
-        try:
-            event = from_http_event(HTTPMessage(headers=dict(headers), body=body))
-        except Exception:  # noqa: BLE001 - the real ingress answers 400 to anything that is not a CloudEvent
+        event = ingress_event(headers, body)
+        if event is None:
             return 400
         attributes, data = amqp_headers(event)
         queues = [self.queue_name(t) for t in self._triggers if filter_matches(t.filter, attributes)]
@@ -277,6 +275,13 @@ def _ingress_server(ingest: Callable[[Mapping[str, str], bytes], int]) -> Thread
             self.send_response(status)
             self.send_header("content-length", "0")
             self.end_headers()
+
+        def refuse(self) -> None:  # the real ingress: POST only
+            self.send_response(405)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = refuse  # noqa: N815 - http.server's handler names
 
         def log_message(self, *args: object) -> None:
             pass

@@ -11,6 +11,7 @@ published back to the ingress. For tests it can deliver every event twice, in sh
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import socket
 import threading
@@ -28,7 +29,7 @@ from hypercorn.config import Config
 
 from sandbox.triggers import Trigger
 
-__all__ = ["LocalRouter", "RouterStats"]
+__all__ = ["LocalRouter", "RouterStats", "ingress_event"]
 
 _RETRY_STATUSES = frozenset({404, 408, 409, 429})
 
@@ -117,9 +118,11 @@ class LocalRouter:
             if not message.get("more_body"):
                 break
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            event = from_http_event(HTTPMessage(headers=headers, body=body))
-        except Exception:  # noqa: BLE001 - the real ingress answers 400 to anything that is not a CloudEvent
+        if scope["method"] != "POST" or scope["path"] != "/":  # the real ingress: POST / only
+            await _reply(send, 405 if scope["method"] != "POST" else 404)
+            return
+        event = ingress_event(headers, body)
+        if event is None:
             await _reply(send, 400)
             return
         self._ingest(event)
@@ -197,6 +200,29 @@ class LocalRouter:
         if response.is_success and "ce-type" in response.headers:
             self._ingest(from_http_event(HTTPMessage(dict(response.headers), response.content)))
         return response.status_code
+
+
+def ingress_event(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent | None:
+    """The CloudEvent a request carries, or None where the real ingress answers 400.
+
+    The Python SDK fills in a missing ``id``, ``specversion`` and ``time``; the Go SDK the real
+    ingress uses invents nothing, so a request that does not carry an id and a specversion is refused.
+    """
+    try:
+        event = from_http_event(HTTPMessage(headers=dict(headers), body=body))
+        structured = headers.get("content-type", "").startswith("application/cloudevents")
+        carried = set(json.loads(body)) if structured else {k[3:] for k in headers if k.startswith("ce-")}
+    except Exception:  # noqa: BLE001 - the real ingress answers 400 to anything that is not a CloudEvent
+        return None
+    return _json_data_as_bytes(event) if {"id", "specversion"} <= carried else None
+
+
+def _json_data_as_bytes(event: BaseCloudEvent) -> BaseCloudEvent:
+    """JSON data other than an object, as its JSON bytes: the SDK would re-encode ``[false]`` as ``[False]``."""
+    data, content_type = event.get_data(), event.get_datacontenttype() or "application/json"
+    if not isinstance(data, dict | bytes | None) and "json" in content_type:
+        return CloudEvent(attributes=event.get_attributes(), data=json.dumps(data).encode())
+    return event
 
 
 async def _reply(send: Any, status: int) -> None:

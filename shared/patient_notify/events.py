@@ -26,6 +26,7 @@ __all__ = [
 
 PING = "dev.knative.sources.ping"
 SOURCE_PREFIX = "/patient-notify"
+INT_MAX, BIGINT_MAX = 2**31 - 1, 2**63 - 1  # the PostgreSQL columns these numbers are stored in
 
 
 class EventData(BaseModel):
@@ -48,14 +49,14 @@ class ReminderDue(EventData):
 
     TYPE: ClassVar[str] = "org.patientnotify.reminder.due.v1"
     appointment_id: str = Field(min_length=1)
-    appointment_version: int = Field(ge=1)
+    appointment_version: int = Field(ge=1, le=INT_MAX)
     local_date: date
     due_at: AwareDatetime
     late: bool = False
 
 
 class _SendRequested(EventData):
-    notification_id: int = Field(ge=1)
+    notification_id: int = Field(ge=1, le=BIGINT_MAX)
     appointment_id: str = Field(min_length=1)
     channel: Literal["sms", "email"]
 
@@ -92,7 +93,7 @@ class AppointmentChanged(EventData):
 
     TYPE: ClassVar[str] = "org.patientnotify.appointment.changed.v1"
     appointment_id: str = Field(min_length=1, max_length=200)
-    source_version: int = Field(ge=1)  # the appointment system's own version: an older one is ignored
+    source_version: int = Field(ge=1, le=INT_MAX)  # the appointment system's own version: an older one is ignored
     reason: Literal["rescheduled", "relocated", "cancelled", "rebooked"]
     starts_at: AwareDatetime
     location_id: str = Field(min_length=1, max_length=200)
@@ -104,7 +105,7 @@ class ChangeNoticeDue(EventData):
 
     TYPE: ClassVar[str] = "org.patientnotify.notice.due.v1"
     appointment_id: str = Field(min_length=1)
-    version: int = Field(ge=1)  # our version after the change: one notice per (appointment, version, channel)
+    version: int = Field(ge=1, le=INT_MAX)  # ours after the change: one notice per (appointment, version, channel)
     reason: ChangeReason
     previous: AppointmentFacts
     current: AppointmentFacts

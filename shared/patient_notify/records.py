@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from cloudevents.core.base import BaseCloudEvent
 
@@ -29,22 +29,32 @@ async def record_rejected(
     body: bytes,
 ) -> None:
     async with runtime.db.transaction() as tx:
+        reason = _storable(rejected.reason)
         row = await tx.one("record_rejected_event", {
-            "receiver": runtime.name, "reason": rejected.reason,
-            "event_source": event.get_source() if event else headers.get("ce-source"),
-            "event_id": event.get_id() if event else headers.get("ce-id"),
-            "event_type": rejected.event_type or headers.get("ce-type"),
-            "headers": json.dumps({k: v for k, v in headers.items() if k in _KEPT_HEADERS}),
+            "receiver": runtime.name, "reason": reason,
+            "event_source": _storable(event.get_source() if event else headers.get("ce-source")),
+            "event_id": _storable(event.get_id() if event else headers.get("ce-id")),
+            "event_type": _storable(rejected.event_type or headers.get("ce-type")),
+            "headers": json.dumps({k: _storable(v) for k, v in headers.items() if k in _KEPT_HEADERS}),
             "body": body,
         })  # fmt: skip
         if row is None:
             raise DatabaseError("record_rejected_event returned no row")
         await raise_alerts(tx, [Alert(
             f"rejected:{row['id']}", "event_rejected", "warning", str(row["id"]),
-            f"{runtime.name} rejected an event: {rejected.reason}"[:500],
+            f"{runtime.name} rejected an event: {reason}"[:500],
         )])  # fmt: skip
     # The reason can quote the request; the log gets its category, the row keeps it whole.
     log.warning("event.rejected", extra={"function": runtime.name, "reason": rejected.reason.split(":")[0]})
+
+
+@overload
+def _storable(text: str) -> str: ...
+@overload
+def _storable(text: str | None) -> str | None: ...
+def _storable(text: str | None) -> str | None:
+    """PostgreSQL text and jsonb cannot hold NUL, which a reason may quote: a rejection is kept regardless."""
+    return None if text is None else text.replace("\x00", "\ufffd")
 
 
 async def record_dead_letter(runtime: Runtime, event: BaseCloudEvent) -> None:

@@ -44,6 +44,13 @@ class TestRejections:
         [
             ({"content-type": "text/plain"}, b"hi", "not a CloudEvent"),  # neither mode
             ({"ce-specversion": "1.0", "ce-id": "1", "ce-type": "t"}, b"{}", "not a CloudEvent"),  # no source
+            # No id: the SDK would invent one, which no duplicate check could ever match.
+            ({"ce-specversion": "1.0", "ce-source": "/s", "ce-type": "t"}, b"{}", "not a CloudEvent: no id"),
+            (
+                {"content-type": "application/cloudevents+json"},
+                b'{"specversion": "1.0", "source": "/s", "type": "t"}',
+                "not a CloudEvent: no id",
+            ),
         ],
     )
     def test_not_a_cloudevent(self, headers: dict[str, str], body: bytes, reason: str) -> None:
