@@ -68,7 +68,7 @@ async def apply(tx: Transaction, receipt: Receipt, *, email_fallback: bool) -> t
     is replaced by an email (``email_fallback``: the site's EMAIL_FALLBACK) whose send event is
     staged here; this function has no broker, so the monitor's outbox drain publishes it.
     """
-    message_id = receipt.provider_message_id
+    message_id = _storable(receipt.provider_message_id)  # as kept: a forged id holding NUL matches nothing
     receipt_id = await record(tx, receipt, pending=message_id is not None)
     if not message_id:
         return receipt_id, ()
