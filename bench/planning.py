@@ -6,8 +6,10 @@ figures, each on its own copy of the seeded database:
 
 - planning: the tick with publishing left out (claim, plan and stage every event in the outbox,
   the late and missed checks, the capacity check): the set-based SQL and the pure planning;
-- tick: the same tick publishing every event to an ingress that answers at once (encoding and
-  POSTing 100,000 CloudEvents through httpx, and marking them published).
+- tick: the same tick publishing to an ingress that answers at once (encoding and POSTing
+  CloudEvents through httpx, and marking them published) until its publish budget runs out, as it
+  does against the Trigger's 60 s timeout; how many it published is reported beside it, the rest
+  is left in the outbox for the next drain.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ def measure_planning(count: int) -> dict[str, Any]:
         with clone_database(url) as copy:
             planning = asyncio.run(_tick(url, population, publish=False))
             tick = asyncio.run(_tick(copy, population, publish=True))
+            published = _reminders_published(copy)
     return {"appointments": count, "planning_s": round(planning, 2), "tick_with_publishing_s": round(tick, 2),
-            "seed_s": round(seeded, 1)}  # fmt: skip
+            "tick_published": published, "seed_s": round(seeded, 1)}  # fmt: skip
 
 
 async def _tick(url: str, population: DuePopulation, *, publish: bool) -> float:
@@ -81,4 +84,12 @@ async def _tick(url: str, population: DuePopulation, *, publish: bool) -> float:
 def _reminders_staged(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM outbox WHERE type = %s", [ReminderDue.TYPE]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _reminders_published(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM outbox WHERE type = %s AND published_at IS NOT NULL", [ReminderDue.TYPE]
+        ).fetchone()
     return int(row[0]) if row else 0

@@ -28,6 +28,7 @@ from patient_notify.settings import Settings
 __all__ = ["FunctionLifecycle", "Resources"]
 
 log = logging.getLogger(__name__)
+OTHER_CONNECTIONS = 8  # beside the publisher's: alert sinks, SNS certificates, source API calls
 
 
 class Resources(Protocol):
@@ -79,7 +80,9 @@ class FunctionLifecycle(Generic[S, R]):
         configure_logging(settings.log_level)
         self._database_url = str(settings.database_url)
         db = Database(self._database_url, max_size=settings.db_pool_max)
-        http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0), transport=self._transport)
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=3.0), limits=_limits(settings), transport=self._transport
+        )
         self._runtime = self.assemble(settings, db, http)
         self._migrate()
 
@@ -118,6 +121,13 @@ class FunctionLifecycle(Generic[S, R]):
         if self._runtime is not None:
             runtime, self._runtime = self._runtime, None
             await _close(runtime)
+
+
+def _limits(settings: Settings) -> httpx.Limits:
+    """The one client's pool: every concurrent publish keeps its connection alive (httpx keeps only
+    20 by default, so 32 publishers would reconnect all the time), plus room for the other calls."""
+    size = settings.publish_concurrency + OTHER_CONNECTIONS
+    return httpx.Limits(max_connections=size, max_keepalive_connections=size)
 
 
 async def _close(runtime: Resources) -> None:

@@ -210,6 +210,14 @@ class TestTheOutbox:
         await harness.tick(NOW + timedelta(minutes=5))
         assert harness.open_alerts() == set()
 
+    async def test_a_row_another_publisher_holds_is_alerted_only_past_the_stall_time(self, harness: Harness) -> None:
+        """A backlog the scheduler is still publishing (leased, never tried) is no failure at 10 min; at 20 min it is."""
+        rows = [outbox_row(harness, reminder_event(), NOW - timedelta(minutes=m), None) for m in (10, 20)]
+        harness.sql("UPDATE outbox SET lease_until = now() + interval '5 minutes' WHERE id = ANY(%s)", [rows])
+        await harness.tick(NOW)
+        assert harness.sql("SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(2,)]  # the drain skipped both
+        assert harness.open_alerts() == {("outbox_unpublished", str(rows[1]))}
+
     async def test_an_event_accepted_but_never_processed_is_published_again(self, harness: Harness) -> None:
         """A reminder event the broker took 20 min ago that the dispatcher never recorded goes out again, alerted."""
         lost = outbox_row(harness, reminder_event(), NOW - timedelta(minutes=20), NOW - timedelta(minutes=20))

@@ -12,7 +12,7 @@ import psycopg
 from patient_notify.codec import new_event
 from patient_notify.db import Database
 from patient_notify.events import ReminderDue
-from patient_notify.outbox import Publisher, stage
+from patient_notify.outbox import Publisher, PublishReport, stage
 from tests.support.receiver import Receiver
 
 
@@ -28,6 +28,9 @@ def _closed_port_url() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+INGRESS = "http://ingress.test/"  # answered by a MockTransport; never resolved
 
 
 async def _pending(db: Database) -> int:
@@ -96,3 +99,66 @@ class TestPublisher:
                 reports = await asyncio.gather(*(publisher.drain(min_age_s=0) for _ in range(4)))
         assert sum(r.published for r in reports) == 40
         assert len(ingress.event_ids()) == len(set(ingress.event_ids())) == 40
+
+
+class TestLeases:
+    """Whoever sends a row leases it first, so a writer and a drain never both send it."""
+
+    async def test_a_drain_skips_rows_their_writer_is_still_sending(self, db: Database) -> None:
+        """A drain that runs while the writer posts its (old enough) rows finds them leased and sends none."""
+        events = _events(5)
+        async with db.transaction() as tx:
+            ids = await stage(tx, events)
+        sent: list[str] = []
+        drains: list[PublishReport] = []
+
+        async def ingress(request: httpx.Request) -> httpx.Response:
+            sent.append(request.headers["ce-id"])
+            if len(sent) == 1:  # the writer is mid-publish: a drain comes by
+                drains.append(await Publisher(db, INGRESS, client).drain(min_age_s=0))
+            return httpx.Response(202)
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(ingress)) as client:
+            report = await Publisher(db, INGRESS, client).publish(ids)
+        assert (report.published, drains) == (5, [PublishReport(0, 0)])
+        assert sorted(sent) == sorted(e.get_id() for e in events)
+
+    async def test_a_writer_skips_rows_a_drain_is_sending(self, db: Database) -> None:
+        """A late publish by the writer of rows a drain has already leased leaves them to the drain."""
+        events = _events(5)
+        async with db.transaction() as tx:
+            ids = await stage(tx, events)
+        sent: list[str] = []
+        publishes: list[PublishReport] = []
+
+        async def ingress(request: httpx.Request) -> httpx.Response:
+            sent.append(request.headers["ce-id"])
+            if len(sent) == 1:  # the drain is mid-send: the writer gets round to publishing
+                publishes.append(await Publisher(db, INGRESS, client).publish(ids))
+            return httpx.Response(202)
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(ingress)) as client:
+            report = await Publisher(db, INGRESS, client).drain(min_age_s=0)
+        assert (report.published, publishes) == (5, [PublishReport(0, 0)])
+        assert sorted(sent) == sorted(e.get_id() for e in events)
+
+
+class TestStage:
+    async def test_extensions_and_a_missing_subject_survive_the_outbox(self, db: Database) -> None:
+        """Staged as one JSON document, an event's extensions come back as ce- headers, and no subject stays none."""
+        data = ReminderDue(appointment_id="a1", appointment_version=2, local_date=date(2026, 1, 5),
+                           due_at=datetime(2026, 1, 2, 9, tzinfo=UTC))  # fmt: skip
+        event = new_event(data, source="/test", extensions={"appointmentid": "a1"})
+        async with db.transaction() as tx:
+            ids = await stage(tx, [event])
+        requests: list[httpx.Request] = []
+
+        def ingress(request: httpx.Request) -> httpx.Response:
+            requests.append(request)
+            return httpx.Response(202)
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(ingress)) as client:
+            await Publisher(db, INGRESS, client).publish(ids)
+        [request] = requests
+        assert request.headers["ce-appointmentid"] == "a1" and "ce-subject" not in request.headers
+        assert request.headers["ce-id"] == event.get_id()

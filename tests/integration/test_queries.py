@@ -48,7 +48,10 @@ async def _seed(db: Database, count: int, due_before: datetime) -> None:
         await save_batch(tx, batch)
 
 
-class TestClaimDueReminders:
+PLAN = {"cutoff": timedelta(hours=12), "type": "org.patientnotify.reminder.due.v1", "source": "/test"}
+
+
+class TestPlanDueReminders:
     async def test_overlapping_ticks_claim_each_reminder_once(self, db: Database) -> None:
         """Ten ticks racing over the same due reminders emit each exactly once between them."""
         now = datetime.now(UTC)
@@ -56,9 +59,7 @@ class TestClaimDueReminders:
 
         async def tick() -> list[str]:
             async with db.transaction() as tx:
-                rows = await tx.all(
-                    "claim_due_reminders", {"now": now + timedelta(days=1), "cutoff": timedelta(hours=12), "limit": 100}
-                )
+                rows = await tx.all("plan_due_reminders", {**PLAN, "now": now + timedelta(days=1), "limit": 100})
             return [row["id"] for row in rows]
 
         claimed: list[str] = []
@@ -72,16 +73,16 @@ class TestClaimDueReminders:
         now = datetime.now(UTC)
         await _seed(db, 5, now + timedelta(days=2))
         async with db.transaction() as tx:
-            rows = await tx.all("claim_due_reminders", {"now": now, "cutoff": timedelta(hours=12), "limit": 100})
+            rows = await tx.all("plan_due_reminders", {**PLAN, "now": now, "limit": 100})
         assert rows == []
 
     async def test_too_late_to_remind_is_given_up_once(self, db: Database) -> None:
         """A reminder never sent before the cutoff is handed back once as missed, and never claimed."""
         now = datetime.now(UTC)
         await _seed(db, 3, now - timedelta(days=3) + timedelta(hours=6))  # appointments in 6 hours
-        params = {"now": now, "cutoff": timedelta(hours=12), "limit": 10}
+        params = {**PLAN, "now": now, "limit": 10}
         async with db.transaction() as tx:
-            assert await tx.all("claim_due_reminders", params) == []
+            assert await tx.all("plan_due_reminders", params) == []
             missed = await tx.all("give_up_missed_reminders", params)
             again = await tx.all("give_up_missed_reminders", params)
         assert sorted(r["id"] for r in missed) == ["a0", "a1", "a2"] and all(r["upcoming"] for r in missed)
@@ -91,19 +92,19 @@ class TestClaimDueReminders:
         """An appointment moved to another local day gets a new reminder; the same day does not."""
         now = datetime.now(UTC)
         await _seed(db, 1, now)
-        params = {"now": now + timedelta(days=1), "cutoff": timedelta(hours=12), "limit": 10}
+        params = {**PLAN, "now": now + timedelta(days=1), "limit": 10}
         async with db.transaction() as tx:
-            assert len(await tx.all("claim_due_reminders", params)) == 1
+            assert len(await tx.all("plan_due_reminders", params)) == 1
         same_day = make_appointment(id="a0", patient_id="p0", starts_at=now + timedelta(days=3), version=2)
         async with db.transaction() as tx:
             await save_batch(tx, SourceBatch(appointments=[same_day]))
-            assert await tx.all("claim_due_reminders", params) == []
+            assert await tx.all("plan_due_reminders", params) == []
         moved = make_appointment(id="a0", patient_id="p0", starts_at=now + timedelta(days=4), version=2)
         async with db.transaction() as tx:
             await save_batch(tx, SourceBatch(appointments=[moved]))
         async with db.transaction() as tx:
             assert [
-                r["id"] for r in await tx.all("claim_due_reminders", {**params, "now": now + timedelta(days=2)})
+                r["id"] for r in await tx.all("plan_due_reminders", {**params, "now": now + timedelta(days=2)})
             ] == ["a0"]
 
 

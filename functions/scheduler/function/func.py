@@ -1,9 +1,15 @@
-"""scheduler: on each PingSource tick, emit a "reminder due" event for every reminder now due."""
+"""scheduler: on each PingSource tick, emit a "reminder due" event for every reminder now due.
+
+A tick plans and stages every due reminder (set-based, in batches of ``scheduler_batch_size``),
+then publishes for at most ``PUBLISH_BUDGET_S`` and answers; what it did not publish is in the
+outbox, and the next drain sends it (``budget.py``).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from cloudevents.core.base import BaseCloudEvent
@@ -11,16 +17,22 @@ from pydantic import Field
 
 from patient_notify.alerts import raise_alerts
 from patient_notify.codec import model_from_event, new_event
-from patient_notify.events import PING, PingTick, send_request
+from patient_notify.events import PING, PingTick, ReminderDue, send_request
 from patient_notify.function import EventFunction, Route, Runtime
 from patient_notify.outbox import stage
 from patient_notify.settings import Settings
 
+from .budget import PublishBudget
 from .capacity import WINDOW, capacity_alerts, loads_from_rows, shortfalls
-from .planning import missed_reminder_alerts, reminders_due
+from .planning import late_reminder_alerts, missed_reminder_alerts
 
 log = logging.getLogger(__name__)
 SOURCE = "/patient-notify/scheduler"
+# Fixed by the Trigger's 60 s timeout, not by the site, hence constants. The budget runs from the
+# tick's start (planning 100,000 takes a few seconds); a chunk in flight when it ends can take
+# CHUNK_ROUNDS x the 10 s HTTP timeout against a hung ingress; then the capacity check and the answer.
+PUBLISH_BUDGET_S = 25.0
+CHUNK_ROUNDS = 2  # a publish chunk is this many rounds of publish_concurrency POSTs
 
 
 class SchedulerSettings(Settings):
@@ -33,28 +45,33 @@ class SchedulerSettings(Settings):
 
 
 class Scheduler:
-    def __init__(self, runtime: Runtime, settings: SchedulerSettings) -> None:
+    def __init__(
+        self, runtime: Runtime, settings: SchedulerSettings, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._runtime = runtime
         self._cutoff = timedelta(hours=settings.reminder_late_cutoff_hours)
         self._batch = settings.scheduler_batch_size
+        self._chunk = settings.publish_concurrency * CHUNK_ROUNDS
         self._rates = {"sms": settings.twilio_max_mps, "email": settings.ses_max_rate}
+        self._clock = clock  # measures the publish budget; tests pass one that counts POSTs
 
     async def on_tick(self, event: BaseCloudEvent) -> None:
         """The tick's ``time`` is the instant planned for: the PingSource is the clock."""
         model_from_event(event, PingTick)
         now = event.get_time() or datetime.now(UTC)
-        planned = 0
-        while (count := await self._plan_batch(now)) > 0:
-            planned += count
-            if count < self._batch:
-                break
+        budget = PublishBudget(self._runtime.publisher, self._chunk, self._clock() + PUBLISH_BUDGET_S, self._clock)
+        planned = await self._plan(now)
         missed = await self._give_up_missed(now)
         released = await self._release_held_notices(now)
-        drained = await self._runtime.publisher.drain()
+        published = await budget.publish([*released, *planned])  # change notices first: they are urgent
+        drained = await budget.drain()
         await self._check_capacity(now)
         log.info("reminders.planned", extra={
-            "count": planned, "failed": missed, "applied": released, "published": drained.published,
+            "count": len(planned), "failed": missed, "applied": len(released),
+            "published": published.published + drained.published,
         })  # fmt: skip
+        if deferred := len(released) + len(planned) - published.published - published.failed:
+            log.info("outbox.deferred", extra={"count": deferred})  # out of time: the next drain sends them
 
     async def _check_capacity(self, now: datetime) -> None:
         """The next 24 hours' reminders against the providers' rates; an alert per channel and day."""
@@ -65,7 +82,7 @@ class Scheduler:
         for s in short:
             log.warning("capacity.short", extra={"channel": s.channel, "count": s.demand})
 
-    async def _release_held_notices(self, now: datetime) -> int:
+    async def _release_held_notices(self, now: datetime) -> list[int]:
         """Change notices held through quiet hours whose hold has ended get their send events."""
         async with self._runtime.db.transaction() as tx:
             rows = await tx.all("release_held_notices", {"now": now, "limit": self._batch})
@@ -73,9 +90,7 @@ class Scheduler:
                 new_event(send_request(r["id"], r["appointment_id"], r["channel"]), source=SOURCE, subject=str(r["id"]))
                 for r in rows
             ]  # fmt: skip
-            ids = await stage(tx, events)
-        await self._runtime.publisher.publish(ids)
-        return len(rows)
+            return await stage(tx, events)
 
     async def _give_up_missed(self, now: datetime) -> int:
         async with self._runtime.db.transaction() as tx:
@@ -84,15 +99,17 @@ class Scheduler:
             await raise_alerts(tx, missed_reminder_alerts(rows))
         return len(rows)
 
-    async def _plan_batch(self, now: datetime) -> int:
-        async with self._runtime.db.transaction() as tx:
-            rows = await tx.all("claim_due_reminders", {"now": now, "cutoff": self._cutoff, "limit": self._batch})
-            due, alerts = reminders_due(rows, now)
-            events = [new_event(r, source=SOURCE, subject=r.appointment_id) for r in due]
-            ids = await stage(tx, events)
-            await raise_alerts(tx, alerts)
-        await self._runtime.publisher.publish(ids)
-        return len(rows)
+    async def _plan(self, now: datetime) -> list[int]:
+        """Claim and stage every due reminder, a batch per transaction; their outbox ids."""
+        staged: list[int] = []
+        params = {"now": now, "cutoff": self._cutoff, "limit": self._batch, "type": ReminderDue.TYPE, "source": SOURCE}
+        while True:
+            async with self._runtime.db.transaction() as tx:
+                rows = await tx.all("plan_due_reminders", params)
+                await raise_alerts(tx, late_reminder_alerts(rows))
+            staged += [row["outbox_id"] for row in rows]
+            if len(rows) < self._batch:
+                return staged
 
 
 def wire(settings: SchedulerSettings, runtime: Runtime) -> Mapping[str, Route]:

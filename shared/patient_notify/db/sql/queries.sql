@@ -2,14 +2,29 @@
 -- Parameters are %(name)s; lists travel as arrays and are expanded with unnest (set-based).
 
 -- name: stage_outbox
+-- The events travel as one JSON array (not one array per column): the server unpacks it, so the
+-- driver converts one string however many events there are.
 INSERT INTO outbox (event_id, type, source, subject, extensions, data)
-SELECT * FROM unnest(%(event_ids)s::text[], %(types)s::text[], %(sources)s::text[],
-                     %(subjects)s::text[], %(extensions)s::jsonb[], %(data)s::jsonb[])
+SELECT e.event_id, e.type, e.source, e.subject, e.extensions, e.data
+FROM ROWS FROM (jsonb_to_recordset(%(events)s::jsonb)
+                AS (event_id text, type text, source text, subject text, extensions jsonb, data jsonb))
+     WITH ORDINALITY AS e (event_id, type, source, subject, extensions, data, n)
+ORDER BY e.n
 RETURNING id;
 
--- name: outbox_rows
-SELECT id, event_id, type, source, subject, extensions, data, created_at
-FROM outbox WHERE id = ANY(%(ids)s::bigint[]) AND published_at IS NULL;
+-- name: lease_outbox_rows
+-- The writer's own rows, leased like a drain's, so an overlapping drain does not send them too;
+-- rows already published, or leased to a drainer, are left to it.
+UPDATE outbox o SET lease_until = now() + make_interval(secs => %(lease_s)s)
+FROM (
+    SELECT id FROM outbox
+    WHERE id = ANY(%(ids)s::bigint[]) AND published_at IS NULL
+      AND (lease_until IS NULL OR lease_until < now())
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+) mine
+WHERE o.id = mine.id
+RETURNING o.id, o.event_id, o.type, o.source, o.subject, o.extensions, o.data, o.created_at;
 
 -- name: lease_unpublished_outbox
 -- Rows nobody published, leased to this drainer so an overlapping drain skips them.
@@ -38,19 +53,42 @@ WHERE o.id = f.id;
 -- name: outbox_pending_count
 SELECT count(*) AS pending FROM outbox WHERE published_at IS NULL;
 
--- name: claim_due_reminders
--- Overlapping ticks split the work (SKIP LOCKED) and never emit the same reminder twice.
-UPDATE appointments a SET reminder_handled_at = %(now)s
-FROM (
-    SELECT id FROM appointments
-    WHERE status = 'booked' AND reminder_handled_at IS NULL AND missing_from_source_at IS NULL
-      AND reminder_due_at <= %(now)s AND starts_at > %(now)s + %(cutoff)s
-    ORDER BY reminder_due_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-) due
-WHERE a.id = due.id
-RETURNING a.id, a.version, a.reminder_local_date, a.reminder_due_at, a.reminder_window_end;
+-- name: plan_due_reminders
+-- Claim the due reminders and stage their "reminder due" events in one statement: the events are
+-- built here (set-based), not in Python. Overlapping ticks split the work (SKIP LOCKED) and never
+-- emit the same reminder twice. The data is what ReminderDue.model_dump(mode="json") gives
+-- (due_at in UTC with a Z, microseconds only when there are some); a reminder planned after its
+-- window is flagged late. One row back per staged event, with what the late alert needs.
+WITH due AS (
+    UPDATE appointments a SET reminder_handled_at = %(now)s
+    FROM (
+        SELECT id FROM appointments
+        WHERE status = 'booked' AND reminder_handled_at IS NULL AND missing_from_source_at IS NULL
+          AND reminder_due_at <= %(now)s AND starts_at > %(now)s + %(cutoff)s
+        ORDER BY reminder_due_at
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) claimed
+    WHERE a.id = claimed.id
+    RETURNING a.id, a.version, a.reminder_local_date, a.reminder_due_at,
+              %(now)s > a.reminder_window_end AS late
+), staged AS (
+    INSERT INTO outbox (event_id, type, source, subject, data)
+    SELECT gen_random_uuid()::text, %(type)s::text, %(source)s::text, id, jsonb_build_object(
+               'appointment_id', id, 'appointment_version', version,
+               'local_date', reminder_local_date,
+               'due_at', to_char(reminder_due_at AT TIME ZONE 'UTC',
+                                 CASE WHEN reminder_due_at = date_trunc('second', reminder_due_at)
+                                      THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+                                      ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END),
+               'late', late)
+    FROM due
+    ORDER BY reminder_due_at, id
+    -- read back from the row written, not by joining "due" again (a CTE join has no index)
+    RETURNING id AS outbox_id, subject AS id, (data ->> 'local_date')::date AS reminder_local_date,
+              (data ->> 'due_at')::timestamptz AS reminder_due_at, (data -> 'late')::boolean AS late
+)
+SELECT * FROM staged ORDER BY outbox_id;
 
 -- name: give_up_missed_reminders
 -- Booked, never reminded, and now too close to (or past) the appointment: alert, stop scanning.

@@ -141,9 +141,12 @@ INSERT INTO monitor_watermarks AS w (check_name, checked_until) VALUES (%(check)
 ON CONFLICT (check_name) DO UPDATE SET checked_until = greatest(w.checked_until, EXCLUDED.checked_until);
 
 -- name: monitor_outbox_unpublished
--- Still unpublished past the grace period, after this tick's drain tried them.
+-- Still unpublished past the grace period, after this tick's drain tried them: a publish failed,
+-- or the row has waited past the stall time. A backlog the scheduler left for its next drain (its
+-- tick publishes for a bounded time) is neither until it is older than that.
 SELECT id, type, created_at AS since, attempts, last_error FROM outbox
 WHERE published_at IS NULL AND created_at < %(now)s::timestamptz - make_interval(secs => %(grace_s)s::float8)
+  AND (attempts > 0 OR created_at < %(now)s::timestamptz - make_interval(secs => %(stall_s)s::float8))
 ORDER BY id
 LIMIT %(limit)s::int;
 
