@@ -29,6 +29,7 @@ __all__ = ["FunctionLifecycle", "Resources"]
 
 log = logging.getLogger(__name__)
 OTHER_CONNECTIONS = 8  # beside the publisher's: alert sinks, SNS certificates, source API calls
+HTTP_TIMEOUT_S = 10.0  # each call through the shared client (a publish to the broker, an alert sink)
 
 
 class Resources(Protocol):
@@ -81,7 +82,7 @@ class FunctionLifecycle(Generic[S, R]):
         self._database_url = str(settings.database_url)
         db = Database(self._database_url, max_size=settings.db_pool_max)
         http = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, connect=3.0), limits=_limits(settings), transport=self._transport
+            timeout=httpx.Timeout(HTTP_TIMEOUT_S, connect=3.0), limits=_limits(settings), transport=self._transport
         )
         self._runtime = self.assemble(settings, db, http)
         self._migrate()

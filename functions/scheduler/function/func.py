@@ -28,10 +28,11 @@ from .planning import late_reminder_alerts, missed_reminder_alerts
 
 log = logging.getLogger(__name__)
 SOURCE = "/patient-notify/scheduler"
-# Fixed by the Trigger's 60 s timeout, not by the site, hence constants. The budget runs from the
-# tick's start (planning 100,000 takes a few seconds); a chunk in flight when it ends can take
-# CHUNK_ROUNDS x the 10 s HTTP timeout against a hung ingress; then the capacity check and the answer.
-PUBLISH_BUDGET_S = 25.0
+# Fixed by the scheduler-tick Trigger's 120 s timeout, not by the site, hence constants. The budget
+# runs from the tick's start (planning 100,000 takes a few seconds); a chunk in flight when it ends
+# can take CHUNK_ROUNDS x the 10 s HTTP timeout against a hung ingress; then the capacity check and
+# the answer (tests/unit/test_scheduler_budget.py checks the sum against the Trigger).
+PUBLISH_BUDGET_S = 90.0
 CHUNK_ROUNDS = 2  # a publish chunk is this many rounds of publish_concurrency POSTs
 
 
