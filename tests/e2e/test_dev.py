@@ -61,14 +61,20 @@ def dev(empty_database_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Po
     env = {**os.environ, "DATABASE_URL": empty_database_url}
     env.pop("RABBITMQ_URL", None)  # the in-process broker: what a fresh machine gets
     command = [sys.executable, "-m", "sandbox.demo", "dev", "--data-dir", str(tmp_path), "--appointments", "60"]
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)  # noqa: S603 - our module
+    # Its own process group: a failed test must not leave the seven functions behind, as a bare kill would.
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,  # noqa: S603 - our module
+                               start_new_session=True)  # fmt: skip
     try:
         assert process.stdout is not None
         yield process, _banner(process.stdout), empty_database_url
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait(30)
+            os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C: it stops what it started
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(30)
 
 
 def _cancellation(appointment_id: str, location_id: str) -> tuple[dict[str, str], bytes]:
