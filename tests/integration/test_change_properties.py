@@ -50,13 +50,6 @@ class World:
     delivered: list[BaseCloudEvent] = field(default_factory=list)
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
 @pytest.fixture
 def harness(migrated_database_url: str, loop: asyncio.AbstractEventLoop) -> Iterator[ChangeHarness]:
     context = change_harness(migrated_database_url)

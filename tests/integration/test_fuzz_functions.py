@@ -299,13 +299,6 @@ async def served(name: str, database_url: str) -> AsyncIterator[Served]:
             await function.aclose()
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
 @pytest.fixture(scope="module", params=FUNCTIONS)
 def function(
     request: pytest.FixtureRequest, template_database: str, loop: asyncio.AbstractEventLoop

@@ -110,19 +110,6 @@ async def running(database_url: str, sns: SnsStandIn) -> AsyncIterator[Webhooks]
         await function.aclose()
 
 
-@pytest.fixture(scope="module")
-def sns() -> Iterator[SnsStandIn]:
-    with SnsStandIn() as stand_in:
-        yield stand_in
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
 @pytest.fixture
 def webhooks(migrated_database_url: str, sns: SnsStandIn, loop: asyncio.AbstractEventLoop) -> Iterator[Webhooks]:
     context = running(migrated_database_url, sns)

@@ -68,12 +68,6 @@ async def running_system(url: str, sns: SnsStandIn, logs: CapturedLogs, ingress:
             await webhooks.db.close()
 
 
-@pytest.fixture(scope="module")
-def sns() -> Iterator[SnsStandIn]:
-    with SnsStandIn() as stand_in:
-        yield stand_in
-
-
 @pytest.fixture
 def logs() -> Iterator[CapturedLogs]:
     with captured_logs() as captured:

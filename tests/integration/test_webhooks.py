@@ -184,12 +184,6 @@ async def running_webhooks(
         await function.aclose()
 
 
-@pytest.fixture(scope="module")
-def sns() -> Iterator[SnsStandIn]:
-    with SnsStandIn() as stand_in:
-        yield stand_in
-
-
 @dataclass
 class CapturedLogs:
     """What the function's own log handler writes: ``start`` binds it to stderr, redirected here meanwhile."""
@@ -384,13 +378,6 @@ CHAINS = [
     ["accepted", "queued", "sending", "sent", "undelivered"],
     ["queued", "sent", "failed"],
 ]
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
 
 
 @pytest.fixture
