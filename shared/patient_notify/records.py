@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any
 
 from cloudevents.core.base import BaseCloudEvent
 
@@ -15,7 +15,7 @@ from patient_notify.errors import DatabaseError, EventRejected
 if TYPE_CHECKING:
     from patient_notify.function import Runtime
 
-__all__ = ["record_dead_letter", "record_rejected"]
+__all__ = ["record_dead_letter", "record_rejected", "storable"]
 
 log = logging.getLogger(__name__)
 _KEPT_HEADERS = ("content-type", "ce-id", "ce-source", "ce-type", "ce-specversion", "ce-time")
@@ -29,13 +29,13 @@ async def record_rejected(
     body: bytes,
 ) -> None:
     async with runtime.db.transaction() as tx:
-        reason = _storable(rejected.reason)
+        reason = storable(rejected.reason)
         row = await tx.one("record_rejected_event", {
             "receiver": runtime.name, "reason": reason,
-            "event_source": _storable(event.get_source() if event else headers.get("ce-source")),
-            "event_id": _storable(event.get_id() if event else headers.get("ce-id")),
-            "event_type": _storable(rejected.event_type or headers.get("ce-type")),
-            "headers": json.dumps({k: _storable(v) for k, v in headers.items() if k in _KEPT_HEADERS}),
+            "event_source": storable(event.get_source() if event else headers.get("ce-source")),
+            "event_id": storable(event.get_id() if event else headers.get("ce-id")),
+            "event_type": storable(rejected.event_type or headers.get("ce-type")),
+            "headers": json.dumps({k: storable(v) for k, v in headers.items() if k in _KEPT_HEADERS}),
             "body": body,
         })  # fmt: skip
         if row is None:
@@ -48,13 +48,16 @@ async def record_rejected(
     log.warning("event.rejected", extra={"function": runtime.name, "reason": rejected.reason.split(":")[0]})
 
 
-@overload
-def _storable(text: str) -> str: ...
-@overload
-def _storable(text: str | None) -> str | None: ...
-def _storable(text: str | None) -> str | None:
-    """PostgreSQL text and jsonb cannot hold NUL, which a reason may quote: a rejection is kept regardless."""
-    return None if text is None else text.replace("\x00", "\ufffd")
+def storable(value: Any) -> Any:
+    """``value`` with every NUL replaced: PostgreSQL text and jsonb cannot hold one, and a request
+    quoting one (a forged callback, a fuzzed event) must still be kept."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, Mapping):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
 
 
 async def record_dead_letter(runtime: Runtime, event: BaseCloudEvent) -> None:

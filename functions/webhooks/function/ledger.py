@@ -19,6 +19,7 @@ from patient_notify.db import Database, Transaction
 from patient_notify.domain.receipts import unverified_alert
 from patient_notify.errors import DatabaseError
 from patient_notify.receipts import Move, apply_pending
+from patient_notify.records import storable
 
 __all__ = ["Receipt", "apply", "log_applied", "opt_in", "opt_out", "record", "reject", "suppress"]
 
@@ -39,11 +40,11 @@ class Receipt:
 
 async def record(tx: Transaction, receipt: Receipt, *, reject_reason: str | None = None, pending: bool = False) -> int:
     """Keep the request; ``pending``: a verified delivery receipt, to apply to its notifications."""
-    row = await tx.one("webhook_record_receipt", _storable({
+    row = await tx.one("webhook_record_receipt", storable({
         "provider": receipt.provider, "kind": receipt.kind,
         "provider_message_id": receipt.provider_message_id, "status": receipt.status,
         "error_code": receipt.error_code or None, "verified": reject_reason is None, "reject_reason": reject_reason,
-        "payload": json.dumps(_storable(receipt.payload), ensure_ascii=False),
+        "payload": json.dumps(storable(receipt.payload), ensure_ascii=False),
         "match_state": "pending" if pending else None,
     }))  # fmt: skip
     if row is None:
@@ -68,7 +69,7 @@ async def apply(tx: Transaction, receipt: Receipt, *, email_fallback: bool) -> t
     is replaced by an email (``email_fallback``: the site's EMAIL_FALLBACK) whose send event is
     staged here; this function has no broker, so the monitor's outbox drain publishes it.
     """
-    message_id = _storable(receipt.provider_message_id)  # as kept: a forged id holding NUL matches nothing
+    message_id = storable(receipt.provider_message_id)  # as kept: a forged id holding NUL matches nothing
     receipt_id = await record(tx, receipt, pending=message_id is not None)
     if not message_id:
         return receipt_id, ()
@@ -97,14 +98,3 @@ def log_applied(receipt_id: int, receipt: Receipt, moves: Sequence[Move], *, blo
         log.info("receipt.recorded", extra=context)  # a duplicate, a late status, or one awaiting its notification
     if blocked:
         log.warning("receipt.blocked_recipient", extra={**context, "count": blocked})
-
-
-def _storable(value: Any) -> Any:
-    """PostgreSQL text and jsonb cannot hold NUL: a forged request carrying one is still kept."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, Mapping):
-        return {_storable(k): _storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    return value
