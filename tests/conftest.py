@@ -8,9 +8,15 @@ from collections.abc import AsyncIterator, Iterator
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from patient_notify.db import Database, migrate
 from patient_notify.db.migrate import available_migrations
+
+# No deadline per example: on a loaded 2-core CI machine an example's time says nothing about the
+# code, and a stall would fail a correct property. print_blob: a failure in CI can be replayed.
+settings.register_profile("patient-notify", deadline=None, print_blob=True)
+settings.load_profile("patient-notify")
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
