@@ -200,7 +200,8 @@ class TestSmtp:
     def test_no_answer_after_data_is_outcome_unknown(self, smtp: SmtpStandIn) -> None:
         """A relay that goes silent once it has the message leaves the outcome unknown."""
         with pytest.raises(ProviderOutcomeUnknown):
-            make_smtp_gateway(smtp.port, timeout_s=0.3).send_email(make_email(to=HANGING))
+            # 2 s: the greeting and every reply before DATA must beat it, from the stand-in's thread
+            make_smtp_gateway(smtp.port, timeout_s=2).send_email(make_email(to=HANGING))
 
     def test_connection_refused_is_retryable(self) -> None:
         """Nothing listening on the relay port is retryable."""

@@ -81,8 +81,10 @@ class TestPass:
     async def test_every_appointment_lands_exactly_once_despite_failures(self, db: Database) -> None:
         """8,000 appointments at 10% failures: each lands once, for at most 15% extra requests (theory 11.1%)."""
         population = Population.generate(8000, seed=2, start=NOW)
-        with PatientApiStandIn(population, failure_rate=0.1, seed=5, retry_after_s=1, stall_s=0.5) as api:
-            report = await Etl(db, _settings(api, ETL_PAGE_SIZE="50")).run()
+        # A 2 s timeout: a healthy page never takes that long, even on a loaded machine, so every retry
+        # counted below is a fault the stand-in injected (about 4 of them are 2.5 s stalls).
+        with PatientApiStandIn(population, failure_rate=0.1, seed=5, retry_after_s=1, stall_s=2.5) as api:
+            report = await Etl(db, _settings(api, ETL_PAGE_SIZE="50", ETL_TIMEOUT_S="2")).run()
         assert report.status == "succeeded", report.error
         stored = dict(_query(db, "SELECT id, version FROM appointments"))
         [(start, end)] = _query(db, "SELECT window_start, window_end FROM etl_runs")

@@ -92,8 +92,7 @@ class TestForwarding:
         with connect(proxy) as sock:
             assert round_trip(sock, payload) == payload
         # The proxy counts a chunk once sendall returns: the client may hold the bytes a moment before.
-        assert wait_for(lambda: proxy.stats.down_bytes == len(payload))
-        assert proxy.stats.up_bytes == proxy.stats.down_bytes == len(payload)
+        assert wait_for(lambda: proxy.stats.up_bytes == proxy.stats.down_bytes == len(payload))
 
     def test_a_client_close_is_passed_on_and_the_connection_forgotten(self, proxy: FaultProxy) -> None:
         """A clean close (FIN) reaches the target; the proxy then holds no connection."""
@@ -122,7 +121,7 @@ class TestFaults:
 
     def test_connect_latency_delays_only_the_first_exchange(self, proxy: FaultProxy) -> None:
         """A slow set-up costs once per connection, not per chunk."""
-        proxy.connect_latency_s = 0.1
+        proxy.connect_latency_s = 1.0  # far above a local round trip, even on a loaded machine
         with connect(proxy) as sock:
             began = time.monotonic()
             round_trip(sock, b"a")
@@ -130,7 +129,7 @@ class TestFaults:
             began = time.monotonic()
             round_trip(sock, b"b")
             second = time.monotonic() - began
-        assert first >= 0.09 and second < 0.09
+        assert first >= 0.99 and second < 0.5
 
     def test_reset_next_resets_that_many_new_connections_then_forwards(self, proxy: FaultProxy) -> None:
         """reset_next(2): the next two clients see ECONNRESET; the third is forwarded."""
@@ -172,7 +171,7 @@ class TestFaults:
             with pytest.raises(TimeoutError):
                 sock.recv(10)
         assert not echo.wait_received(b"into the void", 0.1)
-        assert proxy.stats.blackholed >= 1
+        assert wait_for(lambda: proxy.stats.blackholed >= 1)
 
     def test_reset_rate_resets_about_that_share_of_chunks(self, proxy: FaultProxy) -> None:
         """reset_rate 0.2 per chunk over 100 one-exchange connections (two chunks each): about 36 are reset."""
@@ -190,12 +189,12 @@ class TestFaults:
     def test_heal_ends_every_fault(self, proxy: FaultProxy) -> None:
         """After heal(), new connections are forwarded at once and whole."""
         proxy.reset_next(None)
-        proxy.latency_s, proxy.blackhole = 1.0, True
+        proxy.latency_s, proxy.blackhole = 5.0, True
         proxy.heal()
         with connect(proxy) as sock:
             began = time.monotonic()
             assert round_trip(sock, b"fine") == b"fine"
-            assert time.monotonic() - began < 0.5
+            assert time.monotonic() - began < 2.5  # the latency left behind would take 10 s
 
     def test_a_dead_target_looks_like_a_reset(self, echo: EchoServer) -> None:
         """When the target refuses, the client's connection is reset rather than left hanging."""

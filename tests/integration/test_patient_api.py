@@ -214,7 +214,8 @@ class TestFaults:
         """About failure_rate of requests fail, as 500, 503 with Retry-After, a stall past the timeout, or a drop."""
         seen: Counter[str] = Counter()
         with PatientApiStandIn(population, failure_rate=0.25, seed=3, stall_s=5.0) as api, \
-                httpx.Client(timeout=httpx.Timeout(5.0, read=0.25)) as client:  # fmt: skip
+                httpx.Client(timeout=httpx.Timeout(5.0, read=1.0)) as client:  # fmt: skip
+            # read=1.0: far above a healthy page's time even on a loaded machine, far below the 5 s stall
             url = first_url(api, "json", page_size=5)
             for _ in range(120):
                 try:
