@@ -156,18 +156,19 @@ class TestDeliveryRate:
     def test_counts_and_rate_by_day_and_channel(self, migrated_database_url: str, conn: Conn) -> None:
         """Delivered over delivered+undelivered+failed, with awaiting receipt and skipped counted beside it."""
         add_appointment(conn)
-        yesterday = datetime.now(UTC) - timedelta(days=1)
+        now = datetime.now(UTC)  # once: a run that straddles midnight still files every row on its day
+        yesterday = now - timedelta(days=1)
         for path in [(*FAILED[:2], "sent", "delivered")] * 3 + [(*FAILED[:2], "sent", "undelivered"), FAILED,
                                                                 (*FAILED[:2], "sent"), ("queued", "skipped")]:  # fmt: skip
-            add_notification(conn, path)
-        add_notification(conn, (*FAILED[:2], "sent", "delivered"), channel="email", recipient=EMAIL)
+            add_notification(conn, path, created_at=now)
+        add_notification(conn, (*FAILED[:2], "sent", "delivered"), channel="email", recipient=EMAIL, created_at=now)
         add_notification(conn, FAILED, created_at=yesterday)
         report = json.loads(ops(migrated_database_url, "delivery-rate", "--json").out)
-        today = next(r for r in report["rows"] if r["day"] == str(datetime.now(UTC).date()) and r["channel"] == "sms")
+        today = next(r for r in report["rows"] if r["day"] == str(now.date()) and r["channel"] == "sms")
         assert (today["delivered"], today["undelivered"], today["failed"], today["rate"]) == (3, 1, 1, 0.6)
         assert (today["awaiting_receipt"], today["skipped"]) == (1, 1)
         assert [(r["day"], r["channel"]) for r in report["rows"]] == [
-            (str(yesterday.date()), "sms"), (str(datetime.now(UTC).date()), "email"), (str(datetime.now(UTC).date()), "sms"),
+            (str(yesterday.date()), "sms"), (str(now.date()), "email"), (str(now.date()), "sms"),
         ]  # fmt: skip
         assert (report["total"]["delivered"], report["total"]["failed"]) == (4, 2)
 

@@ -240,12 +240,16 @@ def _planned(system: Functions) -> list[tuple[str, str]]:
 
 
 def _advisory_waiters(system: Functions) -> int:
-    [(count,)] = system.rows("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    # This test's database only: pg_locks shows the whole cluster, other runs included.
+    [(count,)] = system.rows(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
     return int(count)
 
 
 async def _until(condition: Callable[[], bool]) -> None:
     """Wait for a condition on the database (polled: another session's lock wait has no event to await)."""
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(60):
         while not condition():  # noqa: ASYNC110 - another session's lock wait sets no event to await
             await asyncio.sleep(0.01)
