@@ -54,8 +54,10 @@ class FunctionProcess:
             time.sleep(0.05)  # polling interval of a readiness probe, not a synchronisation
         raise TimeoutError(f"{url} not ready after {timeout} s")
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        """Wait for readiness; fail at once if the process exits first."""
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait for readiness; fail at once if the process exits first.
+
+        120 s: several functions importing at once on a loaded 2-core machine take well over 30 s."""
 
         def still_running() -> None:
             if self._process is not None and self._process.poll() is not None:

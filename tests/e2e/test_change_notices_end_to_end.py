@@ -49,7 +49,7 @@ class TestChangeNoticesEndToEnd:
                         client.post(
                             system.router.ingress_url, headers=message.headers, content=message.body
                         ).raise_for_status()
-            assert system.router.wait_idle(timeout=60)
+            assert system.router.wait_idle(timeout=300)
             stats = system.router.stats
             assert (stats.dropped, stats.dead_lettered, stats.errors) == ([], [], [])
             per_phone = Counter(m.to for m in system.twilio.messages)

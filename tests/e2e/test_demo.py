@@ -57,7 +57,7 @@ class Day:
 def _run_demo(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url, "RABBITMQ_URL": RABBITMQ_URL}
     command = [sys.executable, "-m", "sandbox.demo", "--data-dir", str(data_dir), *args]
-    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=400, check=False)  # noqa: S603 - our interpreter and module
+    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=500, check=False)  # noqa: S603 - our interpreter and module
 
 
 @pytest.fixture(scope="module")

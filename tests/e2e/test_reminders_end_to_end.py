@@ -47,7 +47,7 @@ def _run_day(system: System, population: Population, start: datetime) -> None:
             assert (
                 client.post(system.router.ingress_url, headers=message.headers, content=message.body).status_code == 202
             )
-    assert system.router.wait_idle(timeout=240), "the pipeline did not settle"
+    assert system.router.wait_idle(timeout=480), "the pipeline did not settle"
 
 
 def _sent(system: System) -> Counter[tuple[str, str]]:

@@ -88,7 +88,7 @@ class TestThroughput:
                     return post_event(router.ingress_url, "appt.booked", client).status_code
 
                 statuses = list(pool.map(post, range(500)))
-            assert router.wait_idle(20)
+            assert router.wait_idle(120)
         assert statuses == [202] * 500
         ids = subscriber.event_ids()
         assert len(ids) == 500 and len(set(ids)) == 500
