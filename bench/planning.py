@@ -28,7 +28,7 @@ from bench.population import DuePopulation, due_population, seed
 from patient_notify.db import Database
 from patient_notify.events import ReminderDue
 from patient_notify.function import Runtime
-from patient_notify.outbox import Publisher, PublishReport
+from patient_notify.outbox import DRAIN_MIN_AGE_S, LEASE_S, Publisher, PublishReport
 from sandbox.pingsources import load_pingsources
 from sandbox.processes import ROOT
 from tests.support.functions import load_module
@@ -44,7 +44,9 @@ class StagingOnly(Publisher):
     async def publish(self, ids: Sequence[int]) -> PublishReport:
         return PublishReport(0, 0)
 
-    async def drain(self, *, limit: int = 1000, min_age_s: float = 30.0, lease_s: float = 300.0) -> PublishReport:
+    async def drain(
+        self, *, limit: int = 1000, min_age_s: float = DRAIN_MIN_AGE_S, lease_s: float = LEASE_S, after_id: int = 0
+    ) -> PublishReport:
         return PublishReport(0, 0)
 
 

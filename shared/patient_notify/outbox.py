@@ -27,11 +27,12 @@ from cloudevents.core.v1.event import CloudEvent
 from patient_notify.codec import encode_binary
 from patient_notify.db import Database, Transaction
 
-__all__ = ["PublishReport", "Publisher", "stage"]
+__all__ = ["DRAIN_MIN_AGE_S", "LEASE_S", "PublishReport", "Publisher", "stage"]
 
 log = logging.getLogger(__name__)
 _CORE = ("id", "source", "type", "subject", "specversion", "time", "datacontenttype")
 LEASE_S = 300.0  # how long a sender holds rows: longer than a batch takes to POST at the HTTP timeouts
+DRAIN_MIN_AGE_S = 30.0  # a row younger than this is still with the writer that staged it
 
 
 async def stage(tx: Transaction, events: Sequence[BaseCloudEvent]) -> list[int]:
@@ -50,6 +51,7 @@ async def stage(tx: Transaction, events: Sequence[BaseCloudEvent]) -> list[int]:
 class PublishReport:
     published: int
     failed: int
+    last_id: int = 0  # the highest row id posted (0: none), where a drain that continues resumes
 
 
 class Publisher:
@@ -66,13 +68,17 @@ class Publisher:
             rows = await tx.all("lease_outbox_rows", {"ids": list(ids), "lease_s": LEASE_S})
         return await self._send_and_record(rows)
 
-    async def drain(self, *, limit: int = 1000, min_age_s: float = 30.0, lease_s: float = LEASE_S) -> PublishReport:
-        """Re-send rows nobody published (rows younger than ``min_age_s`` are still with their writer).
+    async def drain(
+        self, *, limit: int = 1000, min_age_s: float = DRAIN_MIN_AGE_S, lease_s: float = LEASE_S, after_id: int = 0
+    ) -> PublishReport:
+        """Re-send rows nobody published (rows younger than ``min_age_s`` are still with their writer),
+        oldest first, from the row after ``after_id`` (a drain in chunks passes each chunk's ``last_id``,
+        so a row the ingress refused is not posted again in the same pass).
 
         The rows are leased for ``lease_s``, so an overlapping drain does not send them too.
         """
         async with self._db.transaction() as tx:
-            params = {"limit": limit, "min_age_s": min_age_s, "lease_s": lease_s}
+            params = {"limit": limit, "min_age_s": min_age_s, "lease_s": lease_s, "after_id": after_id}
             rows = await tx.all("lease_unpublished_outbox", params)
         return await self._send_and_record(rows)
 
@@ -89,7 +95,7 @@ class Publisher:
                 await tx.run("mark_outbox_failed", {"ids": [i for i, _ in failed], "errors": [e for _, e in failed]})
         if failed:
             log.warning("outbox.publish_failed", extra={"failed": len(failed), "published": len(ok)})
-        return PublishReport(len(ok), len(failed))
+        return PublishReport(len(ok), len(failed), max(row["id"] for row in rows))
 
     async def _post(self, row: dict[str, Any]) -> str | None:
         """None when the ingress answered 2xx, else why not (kept on the row)."""

@@ -4,9 +4,12 @@ against the real database, a real RabbitMQ and local HTTP stand-ins for the ingr
 from __future__ import annotations
 
 import json
+import math
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +28,7 @@ from tests.builders import make_appointment, make_contact, make_location, make_p
 from tests.integration.test_alerts import SinkStandIn
 from tests.support.functions import load_module
 
+monitor_module = load_module("monitor", "func")
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 TICK_SOURCE = "/apis/v1/namespaces/patient-notify/pingsources/monitor-tick"
 NOW = datetime.now(UTC)  # each test's start (see _now): ticks pass instants relative to it
@@ -71,9 +75,14 @@ class Harness:
 
 
 @asynccontextmanager
-async def monitor(url: str, ingress: SinkStandIn, **cfg: str) -> AsyncIterator[Harness]:
-    function = load_module("monitor", "func").new()
-    function.start({"DATABASE_URL": url, "BROKER_URL": ingress.url + "/", "LOG_LEVEL": "WARNING", **cfg})
+async def monitor(
+    url: str, ingress: SinkStandIn, cfg: Mapping[str, str] | None = None, *,
+    clock: Callable[[], float] = time.monotonic, **settings: str,
+) -> AsyncIterator[Harness]:  # fmt: skip
+    """The monitor, started on ``cfg`` and ``settings``; ``clock`` times its publish budget."""
+    function = monitor_module.new(clock=clock)
+    function.start({"DATABASE_URL": url, "BROKER_URL": ingress.url + "/", "LOG_LEVEL": "WARNING", **(cfg or {}),
+                    **settings})  # fmt: skip
     try:
         assert function.ready() == (True, "OK")
         yield Harness(url, function, ingress)
@@ -217,6 +226,50 @@ class TestTheOutbox:
         await harness.tick(NOW)
         assert harness.sql("SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(2,)]  # the drain skipped both
         assert harness.open_alerts() == {("outbox_unpublished", str(rows[1]))}
+
+    async def test_a_backlog_longer_than_the_budget_is_drained_over_several_ticks_each_row_once(
+        self, migrated_database_url: str, ingress: SinkStandIn, db: Database
+    ) -> None:
+        """The tick stops publishing when its budget is spent (it must answer inside its Trigger's
+        timeout); the next tick sends the rest; no row twice, and a backlog being drained is no alert."""
+        await seed_catalog(db)
+        concurrency = 4
+        # The clock says each POST to the ingress took one second.
+        async with monitor(migrated_database_url, ingress, clock=lambda: float(len(ingress.requests)),
+                           PUBLISH_CONCURRENCY=str(concurrency)) as h:  # fmt: skip
+            fresh_etl(h, NOW)
+            chunk = concurrency * monitor_module.CHUNK_ROUNDS
+            in_budget = chunk * math.ceil(monitor_module.PUBLISH_BUDGET_S / chunk)
+            count = in_budget + chunk + 3
+            for _ in range(count):
+                outbox_row(h, reminder_event(), NOW - timedelta(minutes=5), None)
+            assert await h.tick(NOW) == 200
+            assert len(ingress.requests) == in_budget
+            assert h.sql("SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(count - in_budget,)]
+            assert h.open_alerts("outbox_unpublished") == set()
+            assert await h.tick(NOW + timedelta(minutes=5)) == 200
+        staged = [r[0] for r in h.sql("SELECT event_id FROM outbox WHERE published_at IS NOT NULL")]
+        sent = [headers["ce-id"] for _, headers, _ in ingress.requests]
+        assert len(staged) == count and sorted(sent) == sorted(staged)
+
+    async def test_refused_rows_are_posted_once_per_tick_and_the_rows_after_them_still_go_out(
+        self, migrated_database_url: str, ingress: SinkStandIn, db: Database
+    ) -> None:
+        """A drain in chunks walks the outbox once: a row the ingress refuses is not retried in the same
+        tick (it is alerted instead), and a chunk with a refusal in it does not stop the drain."""
+        await seed_catalog(db)
+        ingress.answer = lambda path, headers: 503 if headers["ce-id"].startswith("refused") else 202
+        async with monitor(migrated_database_url, ingress, PUBLISH_CONCURRENCY="4") as h:  # chunks of 8
+            fresh_etl(h, NOW)
+            rows = [outbox_row(h, reminder_event(), NOW - timedelta(minutes=5), None,
+                               event_id=f"refused-{i}" if i in (1, 9) else None) for i in range(20)]  # fmt: skip
+            assert await h.tick(NOW) == 200
+        posted = Counter(headers["ce-id"] for _, headers, _ in ingress.requests)
+        assert len(posted) == 20 and set(posted.values()) == {1}
+        unpublished = [r for (r,) in h.sql("SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id")]
+        assert unpublished == [rows[1], rows[9]]
+        assert h.open_alerts("outbox_unpublished") == {("outbox_unpublished", str(rows[1])),
+                                                       ("outbox_unpublished", str(rows[9]))}  # fmt: skip
 
     async def test_an_event_accepted_but_never_processed_is_published_again(self, harness: Harness) -> None:
         """A reminder event the broker took 20 min ago that the dispatcher never recorded goes out again, alerted."""
@@ -388,7 +441,7 @@ class TestAlertsReachAPerson:
         await seed_catalog(db)
         cfg = {"ALERT_SINKS": "slack,pagerduty", "ALERT_SLACK_WEBHOOK_URL": ingress.url + "/slack",
                "ALERT_PAGERDUTY_ROUTING_KEY": "R" * 32, "ALERT_PAGERDUTY_URL": ingress.url + "/pd"}  # fmt: skip
-        async with monitor(migrated_database_url, ingress, **cfg) as h:
+        async with monitor(migrated_database_url, ingress, cfg) as h:
             fresh_etl(h, NOW)
             [stuck] = notifications(h, "sending", NOW - timedelta(minutes=10))
             await h.tick(NOW)
@@ -408,7 +461,7 @@ class TestConfiguration:
     ])  # fmt: skip
     def test_an_incomplete_setting_fails_start_naming_the_variable(self, cfg: dict[str, str], variable: str) -> None:
         """start() leaves the function dead (liveness fails) with the variable named."""
-        function = load_module("monitor", "func").new()
+        function = monitor_module.new()
         function.start({"DATABASE_URL": "postgresql://x@127.0.0.1/x", "BROKER_URL": "http://127.0.0.1:1/", **cfg})
         alive, reason = function.alive()
         assert not alive and variable in reason

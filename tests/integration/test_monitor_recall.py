@@ -176,7 +176,7 @@ class TestFaultRecall:
         await seed_catalog(db)
         with ingress, dead_letter_queue(0) as dlq, dead_letter_queue(0) as healthy_dlq:
             cfg = {"MONITOR_DLQ_QUEUES": f"{dlq},{healthy_dlq}", "RABBITMQ_URL": AMQP_URL}
-            async with monitor(migrated_database_url, ingress, **cfg) as h:
+            async with monitor(migrated_database_url, ingress, cfg) as h:
                 injected_at = datetime.now(UTC)
                 scene = Scene(h, injected_at + PERIOD, random.Random(20261124), dlq)
                 faults, healthy = inject_faults(scene), inject_healthy(scene)

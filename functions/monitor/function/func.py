@@ -6,15 +6,18 @@ accepted and nobody recorded; drain the outbox; reconcile notifications past the
 sends → unknown, stalled queued → send event staged again, unknown and receipt-less ones alerted)
 and alert outbox rows still unpublished; judge the delivery rate per channel over 1 h and 24 h, the
 ETL data's age and the dead-letter queues' depths; resolve what cleared; push every alert change to
-the sinks. The monitor is also a dead-letter sink: ``EventFunction`` records any event carrying
+the sinks. It publishes for at most ``PUBLISH_BUDGET_S``; what is left waits in the outbox. The
+monitor is also a dead-letter sink: ``EventFunction`` records any event carrying
 ``knativeerrordest`` (records.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from cloudevents.core.base import BaseCloudEvent
@@ -26,6 +29,7 @@ from patient_notify.domain.monitoring import dead_letter_queue_alerts
 from patient_notify.domain.sending import STALE_SENDING_S
 from patient_notify.events import PING, PingTick
 from patient_notify.function import EventFunction, Route, Runtime
+from patient_notify.publish_budget import PublishBudget
 
 from .checks import RECEIPT_MATCH_GRACE, Limits, judge_delivery_rates, judge_freshness, rearm_lost_events, reconcile
 from .late_receipts import apply_late_receipts
@@ -35,28 +39,39 @@ from .settings import MonitorSettings
 __all__ = ["Monitor", "MonitorSettings", "new", "wire"]
 
 log = logging.getLogger(__name__)
+# Fixed by the monitor-tick Trigger's 60 s timeout, not by the site, hence constants. The tick
+# publishes (email fallbacks, the outbox drain, re-staged sends) for at most PUBLISH_BUDGET_S from
+# its start; a chunk in flight then can take CHUNK_ROUNDS x the 10 s HTTP timeout against a hung
+# ingress; then the checks, the queue depths and the sinks (tests/unit/test_publish_budget.py
+# checks the sum against the Trigger). What is left waits in the outbox for the next tick.
+PUBLISH_BUDGET_S = 25.0
+CHUNK_ROUNDS = 2  # a publish chunk is this many rounds of publish_concurrency POSTs
 
 
 class Monitor:
     def __init__(
-        self, runtime: Runtime, settings: MonitorSettings, sinks: Sequence[AlertSink], queues: QueueDepths | None
-    ) -> None:
+        self, runtime: Runtime, settings: MonitorSettings, sinks: Sequence[AlertSink], queues: QueueDepths | None,
+        *, clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
         self._runtime, self._settings, self._sinks, self._queues = runtime, settings, sinks, queues
         self._limits = limits_from(settings)
+        self._chunk = settings.publish_concurrency * CHUNK_ROUNDS
+        self._clock = clock  # measures the publish budget; tests pass one that counts POSTs
 
     async def on_tick(self, event: BaseCloudEvent) -> None:
         model_from_event(event, PingTick)
-        now, ahead = await self._clock(event)
+        budget = PublishBudget(self._runtime.publisher, self._chunk, self._clock() + PUBLISH_BUDGET_S, self._clock)
+        now, ahead = await self._tick_time(event)
         db, limits = self._runtime.db, self._limits
         # First: what they settle is neither overdue nor a failure. Their email fallbacks go out at once.
         late = await apply_late_receipts(db, now, limits, email_fallback=self._settings.email_fallback)
-        fallbacks = await self._runtime.publisher.publish(late.outbox_ids)
+        fallbacks = await budget.publish(late.outbox_ids)
         rearmed = await rearm_lost_events(db, now, limits)  # before the drain, which sends them again
         # The drain ages rows by the database's clock: shift the grace by how far the tick is ahead of it.
         grace_s = (limits.grace - ahead).total_seconds()
-        drained = await self._runtime.publisher.drain(limit=limits.batch, min_age_s=grace_s)
+        drained = await budget.drain(min_age_s=grace_s, most=limits.batch)
         staged, raised = await reconcile(db, now, limits)
-        restaged = await self._runtime.publisher.publish(staged)
+        restaged = await budget.publish(staged)
         await judge_delivery_rates(db, now, limits)
         await judge_freshness(db, now, limits)
         await self._judge_dead_letter_queues()
@@ -68,7 +83,7 @@ class Monitor:
             "failed": drained.failed + restaged.failed + fallbacks.failed + pushed.failed, "applied": pushed.pushed,
         })  # fmt: skip
 
-    async def _clock(self, event: BaseCloudEvent) -> tuple[datetime, timedelta]:
+    async def _tick_time(self, event: BaseCloudEvent) -> tuple[datetime, timedelta]:
         """The tick's instant, and how far it is ahead of the database's clock (never negative)."""
         async with self._runtime.db.transaction() as tx:
             row = await tx.one("monitor_database_clock")
@@ -99,14 +114,17 @@ def limits_from(s: MonitorSettings) -> Limits:
     )  # fmt: skip
 
 
-def wire(settings: MonitorSettings, runtime: Runtime) -> Mapping[str, Route]:
+def wire(
+    settings: MonitorSettings, runtime: Runtime, *, clock: Callable[[], float] = time.monotonic
+) -> Mapping[str, Route]:
     sinks = build_sinks(settings.sink_config(), runtime.http)
     if not sinks:
         log.warning("start.no_alert_sinks", extra={"function": runtime.name})
     url = settings.rabbitmq_url
     queues = RabbitQueueDepths(url.get_secret_value(), settings.monitor_dlq_timeout_s) if url else None
-    return {PING: Monitor(runtime, settings, sinks, queues).on_tick}
+    return {PING: Monitor(runtime, settings, sinks, queues, clock=clock).on_tick}
 
 
-def new() -> EventFunction[MonitorSettings]:
-    return EventFunction("monitor", MonitorSettings, wire)
+def new(*, clock: Callable[[], float] = time.monotonic) -> EventFunction[MonitorSettings]:
+    """The function; ``clock`` times the publish budget (tests pass their own)."""
+    return EventFunction("monitor", MonitorSettings, functools.partial(wire, clock=clock))

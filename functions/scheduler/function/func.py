@@ -2,7 +2,7 @@
 
 A tick plans and stages every due reminder (set-based, in batches of ``scheduler_batch_size``),
 then publishes for at most ``PUBLISH_BUDGET_S`` and answers; what it did not publish is in the
-outbox, and the next drain sends it (``budget.py``).
+outbox, and the next drain sends it (``patient_notify.publish_budget``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from patient_notify.codec import model_from_event, new_event
 from patient_notify.events import PING, PingTick, ReminderDue, send_request
 from patient_notify.function import EventFunction, Route, Runtime
 from patient_notify.outbox import stage
+from patient_notify.publish_budget import PublishBudget
 from patient_notify.settings import Settings
 
-from .budget import PublishBudget
 from .capacity import WINDOW, capacity_alerts, loads_from_rows, shortfalls
 from .planning import late_reminder_alerts, missed_reminder_alerts
 
@@ -31,7 +31,7 @@ SOURCE = "/patient-notify/scheduler"
 # Fixed by the scheduler-tick Trigger's 120 s timeout, not by the site, hence constants. The budget
 # runs from the tick's start (planning 100,000 takes a few seconds); a chunk in flight when it ends
 # can take CHUNK_ROUNDS x the 10 s HTTP timeout against a hung ingress; then the capacity check and
-# the answer (tests/unit/test_scheduler_budget.py checks the sum against the Trigger).
+# the answer (tests/unit/test_publish_budget.py checks the sum against the Trigger).
 PUBLISH_BUDGET_S = 90.0
 CHUNK_ROUNDS = 2  # a publish chunk is this many rounds of publish_concurrency POSTs
 

@@ -32,7 +32,7 @@ UPDATE outbox o SET lease_until = now() + make_interval(secs => %(lease_s)s)
 FROM (
     SELECT id FROM outbox
     WHERE published_at IS NULL AND created_at < now() - make_interval(secs => %(min_age_s)s)
-      AND (lease_until IS NULL OR lease_until < now())
+      AND (lease_until IS NULL OR lease_until < now()) AND id > %(after_id)s::bigint
     ORDER BY id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
