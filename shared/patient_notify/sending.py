@@ -8,7 +8,9 @@ came (retry) | failed + alert when it never will | unknown + alert when we canno
 Senders take their pacing turn inside ``send``, after the claim and immediately before the call,
 so nothing with a variable latency (the claim's transaction) lies between turn and provider to
 bunch paced calls together; a claim then waits at most ``PACING_MAX_WAIT_S``, well under the
-120 s after which an unsettled claim counts as stale.
+120 s after which an unsettled claim counts as stale. A sender that waited calls
+``confirm_still_wanted`` after its turn: a cancellation, a change or an opt-out committed during
+the wait then stops the call (``sending → skipped``), as it would have stopped the claim.
 
 Opt-outs are atomic with the claim: the claim locks the notification, then takes the recipient's
 advisory lock shared and only then reads ``sms_opt_outs`` / ``email_suppressions``; every opt-out
@@ -34,12 +36,12 @@ from patient_notify.alerts import raise_alerts
 from patient_notify.db import Database, Transaction
 from patient_notify.delivery import Claimed, ProviderAccepted, Recover, Recovered, Send, Unsendable
 from patient_notify.domain.alerts import Alert
-from patient_notify.domain.sending import SendCandidate, Verdict, send_verdict
+from patient_notify.domain.sending import SendCandidate, Verdict, send_verdict, still_wanted
 from patient_notify.errors import EventRejected, ProviderPermanent, ProviderRetryable
 from patient_notify.outbox import Publisher
 from patient_notify.redact import scrub
 
-__all__ = ["Claimed", "Recover", "Recovered", "Send", "Unsendable", "deliver"]
+__all__ = ["Claimed", "NoLongerWanted", "Recover", "Recovered", "Send", "Unsendable", "confirm_still_wanted", "deliver"]
 
 log = logging.getLogger(__name__)
 Severity = Literal["warning", "critical"]
@@ -57,21 +59,42 @@ async def deliver(
         await publisher.publish(staged)  # unpublished rows are re-sent by the outbox drain
 
 
+class NoLongerWanted(Exception):
+    """A claimed message that must not be sent after all (raised from ``send``; recorded as skipped)."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.reason)
+        self.verdict = verdict
+
+
+async def confirm_still_wanted(db: Database, claimed: Claimed) -> None:
+    """Re-read the appointment and the recipient's opt-out or suppression (under the same locks as
+    the claim) after a wait inside ``send``; raises ``NoLongerWanted`` when the call must not happen."""
+    async with db.transaction() as tx:
+        row = await tx.one("lock_notification_for_send", {"id": claimed.id})
+        verdict = still_wanted(_candidate(row, await _blocked(tx, row))) if row else Verdict("send")
+    if verdict.action == "skip":
+        raise NoLongerWanted(verdict)
+
+
 async def _claim(db: Database, notification_id: int, recover: Recover | None) -> tuple[Claimed | None, Sequence[int]]:
     async with db.transaction() as tx:
         row = await tx.one("lock_notification_for_send", {"id": notification_id})
         if row is None:
             raise EventRejected(f"unknown notification {notification_id}")
-        verdict = send_verdict(SendCandidate(
-            row["status"], row["kind"], row["appointment_version"], row["appointment_status"],
-            row["current_version"], row["status_age_s"],
-            await _blocked(tx, row) if row["status"] == "queued" else None,
-        ))  # fmt: skip
+        verdict = send_verdict(_candidate(row, await _blocked(tx, row) if row["status"] == "queued" else None))
         if verdict.action == "send":
             await _move(tx, notification_id, "queued", "sending", attempt=1)
             return Claimed(row["id"], row["kind"], row["channel"], row["recipient"], row["subject"], row["body"]), ()
         recovered = await _record_no_send(tx, row, verdict, recover)
     return None, recovered.outbox_ids
+
+
+def _candidate(row: Mapping[str, Any], blocked: str | None) -> SendCandidate:
+    return SendCandidate(
+        row["status"], row["kind"], row["appointment_version"], row["appointment_status"], row["current_version"],
+        row["status_age_s"], blocked, row["appointment_started"],
+    )  # fmt: skip
 
 
 async def _blocked(tx: Transaction, row: Mapping[str, Any]) -> str | None:
@@ -102,6 +125,11 @@ async def _record_no_send(
 async def _call(db: Database, claimed: Claimed, send: Send, recover: Recover | None) -> Sequence[int]:
     try:
         accepted = await _invoke(send, claimed)
+    except NoLongerWanted as exc:  # re-read after the pacing wait: surely not sent
+        verdict = exc.verdict
+        skipped = Unsendable(claimed.id, claimed.channel, claimed.recipient)
+        then = functools.partial(recover, unsendable=skipped) if verdict.blocked and recover is not None else None
+        return await _settle(db, claimed, "skipped", alert=verdict.alert, then=then, skip_reason=verdict.reason)
     except ProviderRetryable as exc:  # the provider's refusal, or no pacing turn: surely not sent
         await _settle(db, claimed, "queued", error=_describe(exc))
         raise
@@ -140,7 +168,8 @@ async def _settle(
         elif then is not None:
             recovered = await then(tx)
         if alert:
-            detail = f"{to_status}: {fields.get('error', '')}" + (f"; {recovered.note}" if recovered.note else "")
+            why = fields.get("error") or fields.get("skip_reason") or ""
+            detail = f"{to_status}: {why}" + (f"; {recovered.note}" if recovered.note else "")
             # Still alerted when an email took over: the number on file is wrong or opted out.
             severity: Severity = "warning" if recovered.covered else "critical"
             await raise_alerts(tx, [_alert(alert, claimed.id, detail, severity)])

@@ -10,10 +10,10 @@ import psycopg
 import pytest
 
 from patient_notify.catalog import SourceBatch, save_batch
-from patient_notify.db import Database
+from patient_notify.db import Database, Transaction
 from patient_notify.delivery import OutboundSms, ProviderAccepted
 from patient_notify.errors import ProviderOutcomeUnknown, ProviderPermanent, ProviderRetryable
-from patient_notify.sending import Claimed, deliver
+from patient_notify.sending import Claimed, Recovered, Unsendable, confirm_still_wanted, deliver
 from tests.builders import make_appointment, make_contact, make_location, make_patient
 from tests.fakes import FakeSmsGateway
 
@@ -80,6 +80,52 @@ class TestDeliver:
             await save_batch(tx, SourceBatch(appointments=[changed]))
         await deliver(db, nid, _via(gateway))
         assert await _state(db, nid) == ("skipped", []) and gateway.sent == []
+
+    async def test_a_reminder_held_up_past_its_appointment_is_skipped_and_alerted(self, db: Database) -> None:
+        """A reminder that reaches the sender after the appointment began (an outage, a late re-drive) is never sent."""
+        nid, gateway = await _queued_notification(db), FakeSmsGateway()
+        with psycopg.connect(db.url, autocommit=True) as conn:  # the same version: only the clock moved on
+            conn.execute("UPDATE appointments SET starts_at = now() - interval '1 minute' WHERE id = 'appt-1'")
+        await deliver(db, nid, _via(gateway))
+        assert await _state(db, nid) == ("skipped", ["reminder_too_late"]) and gateway.sent == []
+
+    @pytest.mark.parametrize(("meanwhile", "reason"), [
+        ("UPDATE appointments SET status = 'cancelled', version = 2 WHERE id = 'appt-1'", "appointment cancelled"),
+        ("INSERT INTO sms_opt_outs (number, source) VALUES ('+12025550123', 'keyword:STOP')", "opted out"),
+    ])  # fmt: skip
+    async def test_a_change_during_the_pacing_wait_stops_the_call(
+        self, db: Database, meanwhile: str, reason: str
+    ) -> None:
+        """Claimed, then a cancellation or a STOP commits while the sender waits for its turn: no call, skipped."""
+        nid, gateway = await _queued_notification(db), FakeSmsGateway()
+        recovered: list[int] = []
+
+        async def recover(tx: Transaction, *, unsendable: Unsendable) -> Recovered:
+            recovered.append(unsendable.notification_id)
+            return Recovered()
+
+        async def send_after_a_wait(claimed: Claimed) -> ProviderAccepted:
+            with psycopg.connect(db.url, autocommit=True) as conn:  # committed during the wait
+                conn.execute(meanwhile.encode())
+            await confirm_still_wanted(db, claimed)
+            return gateway.send_sms(OutboundSms(claimed.recipient, claimed.body))
+
+        await deliver(db, nid, send_after_a_wait, recover=recover)
+        with psycopg.connect(db.url) as conn:
+            row = conn.execute("SELECT status, skip_reason FROM notifications WHERE id = %s", (nid,)).fetchone()
+        assert (row, gateway.sent) == (("skipped", reason), [])
+        assert recovered == ([nid] if reason == "opted out" else [])  # an opted-out number: try email
+
+    async def test_nothing_changed_during_the_wait_sends(self, db: Database) -> None:
+        """The re-read after the wait lets an unchanged message through."""
+        nid, gateway = await _queued_notification(db), FakeSmsGateway()
+
+        async def send_after_a_wait(claimed: Claimed) -> ProviderAccepted:
+            await confirm_still_wanted(db, claimed)
+            return gateway.send_sms(OutboundSms(claimed.recipient, claimed.body))
+
+        await deliver(db, nid, send_after_a_wait)
+        assert (await _state(db, nid), len(gateway.sent)) == (("sent", []), 1)
 
     async def test_retryable_refusal_releases_the_claim_for_a_retry(self, db: Database) -> None:
         """A throttled send goes back to 'queued' and raises, so the broker retries; the retry sends it."""

@@ -41,6 +41,7 @@ class SendCandidate:
     current_version: int
     status_age_s: float  # how long it has had its current status
     blocked: str | None = None  # OPTED_OUT or SUPPRESSED when the recipient may not be written to
+    appointment_started: bool = False  # its start has passed (by the database's clock)
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,22 @@ class Verdict:
 
 
 def send_verdict(n: SendCandidate) -> Verdict:
+    """At the claim: whether a queued message is sent, skipped, or already someone else's."""
     if n.status == "sending" and n.status_age_s > STALE_SENDING_S:
         return Verdict("stale", f"claimed {n.status_age_s:.0f} s ago and never settled", "delivery_unknown")
     if n.status != "queued":
         return Verdict("done", f"already {n.status}")  # a duplicate, or a concurrent delivery in flight
+    return still_wanted(n)
+
+
+def still_wanted(n: SendCandidate) -> Verdict:
+    """Whether the message should still go out ("send") or be skipped, whatever its own status:
+    at the claim, and again when a claimed message waited for its pacing turn."""
     if n.kind == "reminder" and n.appointment_status != "booked":
         return Verdict("skip", f"appointment {n.appointment_status}")
+    if n.kind == "reminder" and n.appointment_started:
+        # Held up past the appointment (an outage, a late re-drive): never remind of a past visit.
+        return Verdict("skip", "appointment already started", "reminder_too_late")
     if n.current_version != n.appointment_version:
         # The notice for the newer version tells the patient; this text would be out of date.
         return Verdict("skip", f"appointment changed (v{n.appointment_version} → v{n.current_version})")

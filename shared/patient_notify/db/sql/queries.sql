@@ -187,7 +187,8 @@ SELECT n.id, n.status, n.kind, n.channel, n.recipient, n.subject, n.body, n.atte
        n.appointment_version, a.version AS current_version,
        CASE WHEN a.missing_from_source_at IS NULL THEN a.status ELSE 'missing from source' END
            AS appointment_status,
-       extract(epoch FROM now() - n.updated_at)::float8 AS status_age_s
+       extract(epoch FROM now() - n.updated_at)::float8 AS status_age_s,
+       a.starts_at <= now() AS appointment_started
 FROM notifications n JOIN appointments a ON a.id = n.appointment_id
 WHERE n.id = %(id)s
 FOR UPDATE OF n;
