@@ -181,6 +181,18 @@ class TestSmsOptOut:
         assert await claim == 200
         assert status_of(system, nid) == ("skipped", "opted out") and system.twilio.attempts == 0
 
+    async def test_a_stop_during_the_pacing_wait_stops_the_sms(self, system: Functions, db: Database) -> None:
+        """Claimed, then waiting for its pacing turn when the STOP commits: re-read after the wait, no call."""
+        await seed(db, appointments=("appt-1", "appt-2"))
+        first, second = await queued(db, "sms", PHONE), await queued(db, "sms", PHONE, "appt-2")
+        system.start("sms-sender", TWILIO_MAX_MPS="0.1")  # turns 10 s apart: the second waits
+        assert await system.send("sms-sender", first, "sms") == 200
+        waiting = asyncio.create_task(system.send("sms-sender", second, "sms"))
+        await _until(lambda: status_of(system, second)[0] == "sending")  # claimed, now waiting for its turn
+        system.sql("INSERT INTO sms_opt_outs (number, source) VALUES (%s, 'keyword:STOP')", PHONE)
+        assert await waiting == 200
+        assert status_of(system, second) == ("skipped", "opted out") and system.twilio.attempts == 1
+
 
 class TestEmailSuppression:
     async def test_a_suppressed_address_is_never_written_to(self, system: Functions, db: Database) -> None:

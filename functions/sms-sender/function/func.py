@@ -24,7 +24,7 @@ from patient_notify.events import SmsSendRequested
 from patient_notify.fallback import fallback_to_email
 from patient_notify.function import EventFunction, Route, Runtime
 from patient_notify.pacing import Pacer
-from patient_notify.sending import Claimed, Recovered, Unsendable, deliver
+from patient_notify.sending import Claimed, Recovered, Unsendable, confirm_still_wanted, deliver
 
 from . import failover
 from .settings import SmsSenderSettings, routes_for
@@ -50,7 +50,8 @@ class SmsSender:
         """The chosen provider, at its pacing turn; if Twilio failed over while this waited, SNS instead."""
         for second_choice in (False, True):
             with self._routes.route() as route:
-                await self._pacer.wait_turn(route.pacing_key, route.rate)
+                if await self._pacer.wait_turn(route.pacing_key, route.rate):
+                    await confirm_still_wanted(self._runtime.db, claimed)  # STOP or cancelled while it waited?
                 if second_choice or self._routes.still_chosen(route):
                     return await asyncio.to_thread(route.send, self._message(route, claimed))
         raise AssertionError("unreachable: the second choice always sends")
