@@ -129,6 +129,43 @@ class TestPlanning:
         assert harness.rows("SELECT kind, subject FROM alerts") == [("reminder_late", "a0")]
 
 
+class TestShortNotice:
+    """Late because of the booking, not an outage: counted in one warning a day, not alerted one by one."""
+
+    async def test_an_appointment_booked_after_its_window_is_reminded_late_under_one_warning(
+        self, harness: Harness
+    ) -> None:
+        """Booked two days ahead: the reminder still goes (late), and the day's short-notice warning counts it."""
+        now = datetime.now(UTC)
+        await _seed(harness.db, 2, now + timedelta(days=2))
+        await harness.tick(now)
+        assert sorted(_reminders(harness)) == ["a0", "a1"] and all(r["late"] for r in _reminders(harness).values())
+        assert harness.rows("SELECT kind, severity, subject FROM alerts") == [
+            ("reminder_short_notice", "warning", f"{now:%Y-%m-%d}")]  # fmt: skip
+
+    async def test_a_move_to_a_nearer_day_counts_as_short_notice_and_an_outage_does_not(self, harness: Harness) -> None:
+        """a0 known in time and planned late (an outage): its own reminder_late. a1 moved to two days
+        ahead: its new reminder day was known only after its window, so it is counted, not alerted."""
+        now = datetime.now(UTC)
+        await _seed(harness.db, 2, now + timedelta(days=4))
+        harness.run("UPDATE appointments SET reminder_planned_at = now() - interval '4 days'")  # known long ago
+        async with harness.db.transaction() as tx:
+            await save_batch(tx, SourceBatch(appointments=[
+                make_appointment(id="a1", patient_id="p1", starts_at=now + timedelta(days=2), version=2)]))  # fmt: skip
+        [(window_end,)] = harness.rows("SELECT reminder_window_end FROM appointments WHERE id = 'a0'")
+        await harness.tick(window_end + timedelta(hours=1))  # the outage: a0's window passed unplanned
+        kinds = {subject: kind for kind, subject in harness.rows("SELECT kind, subject FROM alerts")}
+        assert kinds == {"a0": "reminder_late", f"{window_end + timedelta(hours=1):%Y-%m-%d}": "reminder_short_notice"}
+
+    async def test_an_appointment_booked_inside_the_cutoff_is_counted_not_called_in(self, harness: Harness) -> None:
+        """Booked for six hours from now: no reminder is possible; one warning, no critical reminder_missed."""
+        now = datetime.now(UTC)
+        await _seed(harness.db, 1, now + timedelta(hours=6))
+        await harness.tick(now)
+        assert _reminders(harness) == {}
+        assert harness.rows("SELECT kind, severity FROM alerts") == [("reminder_short_notice", "warning")]
+
+
 class TestPublishBudget:
     async def test_a_tick_stops_publishing_when_its_budget_is_spent_and_the_drain_sends_the_rest(
         self, harness: Harness

@@ -97,7 +97,7 @@ class Scheduler:
         async with self._runtime.db.transaction() as tx:
             params = {"now": now, "cutoff": self._cutoff, "limit": self._batch}
             rows = await tx.all("give_up_missed_reminders", params)
-            await raise_alerts(tx, missed_reminder_alerts(rows))
+            await raise_alerts(tx, missed_reminder_alerts(rows, now))
         return len(rows)
 
     async def _plan(self, now: datetime) -> list[int]:
@@ -107,7 +107,9 @@ class Scheduler:
         while True:
             async with self._runtime.db.transaction() as tx:
                 rows = await tx.all("plan_due_reminders", params)
-                await raise_alerts(tx, late_reminder_alerts(rows))
+                late = [row["id"] for row in rows if row["late"]]
+                short = await tx.all("short_notice_reminders", {"ids": late}) if late else []
+                await raise_alerts(tx, late_reminder_alerts(rows, {r["id"] for r in short}, now))
             staged += [row["outbox_id"] for row in rows]
             if len(rows) < self._batch:
                 return staged

@@ -90,8 +90,14 @@ WITH due AS (
 )
 SELECT * FROM staged ORDER BY outbox_id;
 
+-- name: short_notice_reminders
+-- Of these appointments, those whose reminder day became known only after its window had ended.
+SELECT id FROM appointments
+WHERE id = ANY(%(ids)s::text[]) AND reminder_planned_at > reminder_window_end;
+
 -- name: give_up_missed_reminders
 -- Booked, never reminded, and now too close to (or past) the appointment: alert, stop scanning.
+-- short_notice: the plan became known only once it was already too close (nobody could have).
 UPDATE appointments a SET reminder_handled_at = %(now)s
 FROM (
     SELECT id FROM appointments
@@ -101,7 +107,8 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) missed
 WHERE a.id = missed.id
-RETURNING a.id, a.reminder_local_date, a.starts_at > %(now)s AS upcoming;
+RETURNING a.id, a.reminder_local_date, a.starts_at > %(now)s AS upcoming,
+          a.reminder_planned_at > a.starts_at - %(cutoff)s AS short_notice;
 
 -- name: record_processed_event
 INSERT INTO processed_events (source, id, type, outcome)
@@ -301,6 +308,8 @@ WITH incoming AS (
         reminder_window_end = EXCLUDED.reminder_window_end,
         reminder_handled_at = CASE WHEN a.reminder_local_date = EXCLUDED.reminder_local_date
                                    THEN a.reminder_handled_at END,
+        reminder_planned_at = CASE WHEN a.reminder_local_date = EXCLUDED.reminder_local_date
+                                   THEN a.reminder_planned_at ELSE now() END,
         last_seen_at = EXCLUDED.last_seen_at,
         missing_from_source_at = NULL,
         source_version = coalesce(EXCLUDED.source_version, a.source_version),
