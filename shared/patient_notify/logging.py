@@ -22,6 +22,7 @@ ALLOWED_FIELDS = frozenset({
     "status", "reason", "count", "published", "failed", "duration_ms", "provider", "provider_code",
     "channel", "attempt", "variable", "error_type", "status_code", "kind", "applied",
     "receipt_id",  # a provider_receipts row: where the raw payload is kept, since it is never logged
+    "provider_message_id",  # a provider's id for a message (Twilio SM…, SES, SNS): no patient data
 })  # fmt: skip
 
 # Third-party loggers that would print request bodies (recipient, message text) at INFO.

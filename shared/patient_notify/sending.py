@@ -37,7 +37,7 @@ from patient_notify.db import Database, Transaction
 from patient_notify.delivery import Claimed, ProviderAccepted, Recover, Recovered, Send, Unsendable
 from patient_notify.domain.alerts import Alert
 from patient_notify.domain.sending import SendCandidate, Verdict, send_verdict, still_wanted
-from patient_notify.errors import EventRejected, ProviderPermanent, ProviderRetryable
+from patient_notify.errors import DatabaseUnavailable, EventRejected, ProviderPermanent, ProviderRetryable
 from patient_notify.outbox import Publisher
 from patient_notify.redact import scrub
 
@@ -45,6 +45,7 @@ __all__ = ["Claimed", "NoLongerWanted", "Recover", "Recovered", "Send", "Unsenda
 
 log = logging.getLogger(__name__)
 Severity = Literal["warning", "critical"]
+SETTLE_TRIES, SETTLE_BACKOFF_S = 3, 0.5  # recording a provider's acceptance: 3 tries over 1.5 s
 
 
 async def deliver(
@@ -143,8 +144,29 @@ async def _call(db: Database, claimed: Claimed, send: Send, recover: Recover | N
         if not isinstance(exc, Exception):
             raise
         return ()
-    await _settle(db, claimed, "sent", provider=accepted.provider, provider_message_id=accepted.message_id)
+    await _record_sent(db, claimed, accepted)
     return ()
+
+
+async def _record_sent(db: Database, claimed: Claimed, accepted: ProviderAccepted) -> None:
+    """The provider has the message: a database blip must not lose its id (receipts match by it).
+
+    Retried briefly (the move is conditional on ``sending``, so a second try changes nothing twice);
+    if the database stays away, the id is logged for the operator and the claim goes stale: the
+    monitor marks it ``unknown`` with an alert, and never sends it again.
+    """
+    for attempt in range(1, SETTLE_TRIES + 1):
+        try:
+            await _settle(db, claimed, "sent", provider=accepted.provider, provider_message_id=accepted.message_id)
+            return
+        except DatabaseUnavailable:
+            if attempt == SETTLE_TRIES:
+                log.error("send.unrecorded", extra={  # the type, never the text: it may quote values
+                    "notification_id": claimed.id, "provider": accepted.provider,
+                    "provider_message_id": accepted.message_id, "error_type": "DatabaseUnavailable",
+                })  # fmt: skip
+                raise
+            await asyncio.sleep(SETTLE_BACKOFF_S * 2 ** (attempt - 1))
 
 
 async def _invoke(send: Send, claimed: Claimed) -> ProviderAccepted:

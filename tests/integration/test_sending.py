@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import psycopg
 import pytest
 
+from patient_notify import sending
 from patient_notify.catalog import SourceBatch, save_batch
 from patient_notify.db import Database, Transaction
 from patient_notify.delivery import OutboundSms, ProviderAccepted
-from patient_notify.errors import ProviderOutcomeUnknown, ProviderPermanent, ProviderRetryable
+from patient_notify.errors import DatabaseUnavailable, ProviderOutcomeUnknown, ProviderPermanent, ProviderRetryable
 from patient_notify.sending import Claimed, Recovered, Unsendable, confirm_still_wanted, deliver
 from tests.builders import make_appointment, make_contact, make_location, make_patient
 from tests.fakes import FakeSmsGateway
@@ -47,6 +50,24 @@ def _via(gateway: FakeSmsGateway) -> Callable[[Claimed], Awaitable[ProviderAccep
         return gateway.send_sms(OutboundSms(claimed.recipient, claimed.body))
 
     return send
+
+
+FIRST_SID = f"SM{0:032d}"  # the id FakeSmsGateway gives its first message
+
+
+class Blips:
+    """A stand-in for ``Database`` (only ``transaction`` is used): the database, but ``times`` transactions after the first ``after`` fail as a dropped connection would."""
+
+    def __init__(self, db: Database, *, after: int, times: int) -> None:
+        self._db, self._after, self._times, self._opened = db, after, times, 0
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        self._opened += 1
+        if self._after < self._opened <= self._after + self._times:
+            raise DatabaseUnavailable("connection dropped")
+        async with self._db.transaction() as tx:
+            yield tx
 
 
 class TestDeliver:
@@ -126,6 +147,31 @@ class TestDeliver:
 
         await deliver(db, nid, send_after_a_wait)
         assert (await _state(db, nid), len(gateway.sent)) == (("sent", []), 1)
+
+    async def test_a_database_blip_after_the_provider_accepted_still_records_its_id(
+        self, db: Database, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The provider has it, the first try to record 'sent' hits a dropped connection: tried again, recorded."""
+        monkeypatch.setattr(sending, "SETTLE_BACKOFF_S", 0.0)
+        nid, gateway = await _queued_notification(db), FakeSmsGateway()
+        await deliver(
+            cast(Database, Blips(db, after=1, times=1)), nid, _via(gateway)
+        )  # the claim's transaction, then a blip
+        with psycopg.connect(db.url) as conn:
+            row = conn.execute("SELECT status, provider_message_id FROM notifications WHERE id = %s", (nid,)).fetchone()
+        assert row == ("sent", FIRST_SID) and len(gateway.sent) == 1
+
+    async def test_a_database_that_stays_away_leaves_the_provider_id_in_the_log(
+        self, db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Every try fails: the error propagates (503, the claim goes stale and is alerted), the id is logged."""
+        monkeypatch.setattr(sending, "SETTLE_BACKOFF_S", 0.0)
+        nid, gateway = await _queued_notification(db), FakeSmsGateway()
+        with pytest.raises(DatabaseUnavailable):
+            await deliver(cast(Database, Blips(db, after=1, times=sending.SETTLE_TRIES)), nid, _via(gateway))
+        [record] = [r for r in caplog.records if r.getMessage() == "send.unrecorded"]
+        assert (record.__dict__["notification_id"], record.__dict__["provider_message_id"]) == (nid, FIRST_SID)
+        assert (await _state(db, nid))[0] == "sending"
 
     async def test_retryable_refusal_releases_the_claim_for_a_retry(self, db: Database) -> None:
         """A throttled send goes back to 'queued' and raises, so the broker retries; the retry sends it."""
