@@ -29,6 +29,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, cast
 
@@ -45,7 +46,9 @@ __all__ = ["Claimed", "NoLongerWanted", "Recover", "Recovered", "Send", "Unsenda
 
 log = logging.getLogger(__name__)
 Severity = Literal["warning", "critical"]
-SETTLE_TRIES, SETTLE_BACKOFF_S = 3, 0.5  # recording a provider's acceptance: 3 tries over 1.5 s
+# Recording a provider's acceptance: up to 3 tries, 0.5 s then 1 s apart, while the failures are
+# blips (within SETTLE_BLIP_S of the first try).
+SETTLE_TRIES, SETTLE_BACKOFF_S, SETTLE_BLIP_S = 3, 0.5, 2.0
 
 
 async def deliver(
@@ -151,16 +154,19 @@ async def _call(db: Database, claimed: Claimed, send: Send, recover: Recover | N
 async def _record_sent(db: Database, claimed: Claimed, accepted: ProviderAccepted) -> None:
     """The provider has the message: a database blip must not lose its id (receipts match by it).
 
-    Retried briefly (the move is conditional on ``sending``, so a second try changes nothing twice);
-    if the database stays away, the id is logged for the operator and the claim goes stale: the
-    monitor marks it ``unknown`` with an alert, and never sends it again.
+    Retried briefly after a fast failure (a dropped connection; the move is conditional on
+    ``sending``, so a second try changes nothing twice), not after one that took the pool's whole
+    timeout (the database is away: more tries would only outlast the Trigger's timeout). Then the
+    id is logged for the operator and the claim goes stale: the monitor marks it ``unknown`` with
+    an alert, and it is never sent again.
     """
+    began = time.monotonic()
     for attempt in range(1, SETTLE_TRIES + 1):
         try:
             await _settle(db, claimed, "sent", provider=accepted.provider, provider_message_id=accepted.message_id)
             return
         except DatabaseUnavailable:
-            if attempt == SETTLE_TRIES:
+            if attempt == SETTLE_TRIES or time.monotonic() - began > SETTLE_BLIP_S:
                 log.error("send.unrecorded", extra={  # the type, never the text: it may quote values
                     "notification_id": claimed.id, "provider": accepted.provider,
                     "provider_message_id": accepted.message_id, "error_type": "DatabaseUnavailable",

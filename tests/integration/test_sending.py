@@ -161,6 +161,16 @@ class TestDeliver:
             row = conn.execute("SELECT status, provider_message_id FROM notifications WHERE id = %s", (nid,)).fetchone()
         assert row == ("sent", FIRST_SID) and len(gateway.sent) == 1
 
+    async def test_a_slow_failure_is_not_retried(self, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A failure that took the pool's whole timeout means the database is away: no more tries, which
+        would outlast the Trigger's timeout (here every failure counts as slow)."""
+        monkeypatch.setattr(sending, "SETTLE_BACKOFF_S", 0.0)
+        monkeypatch.setattr(sending, "SETTLE_BLIP_S", -1.0)
+        nid, gateway = await _queued_notification(db), FakeSmsGateway()
+        with pytest.raises(DatabaseUnavailable):
+            await deliver(cast(Database, Blips(db, after=1, times=1)), nid, _via(gateway))  # one try would succeed
+        assert (await _state(db, nid))[0] == "sending" and len(gateway.sent) == 1
+
     async def test_a_database_that_stays_away_leaves_the_provider_id_in_the_log(
         self, db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
     ) -> None:
