@@ -184,6 +184,25 @@ class TestLease:
         assert _query(db, "SELECT status, resumes FROM etl_runs ORDER BY id") == [("superseded", 5), ("failed", 0)]
         assert _query(db, "SELECT count(*) FROM alerts WHERE kind = 'etl_pass_failed'")[0][0] == 7
 
+    async def test_after_a_failed_full_reconcile_the_changes_come_first(
+        self, db: Database, population: Population
+    ) -> None:
+        """A full reconcile that fails (and fails each resume) is followed by an incremental pass, so a
+        page that breaks every full listing cannot hold back a cancellation; then the full one again."""
+        with PatientApiStandIn(population, failure_rate=0.0) as api:  # failures only when told
+            etl = Etl(db, _settings(api, ETL_FULL_RECONCILE_HOURS="0.000001", ETL_ATTEMPTS="1"))
+            assert (await etl.run()).status == "succeeded"
+            api.fail_everything = True
+            for _ in range(6):  # the due full reconcile, then its five resumes
+                assert (await etl.run()).mode == "full"
+            api.fail_everything = False
+            cancelled = _booked(population, 1)[0]
+            population.cancel(cancelled)
+            report = await etl.run()
+            assert (report.mode, report.status, report.counts["changed"]) == ("incremental", "succeeded", 1)
+            assert dict(_query(db, "SELECT id, status FROM appointments"))[cancelled] == "cancelled"
+            assert (await etl.run()).mode == "full"
+
 
 class TestQuarantine:
     async def test_bad_records_are_quarantined_and_the_rest_of_the_page_loads(

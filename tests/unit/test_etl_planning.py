@@ -25,6 +25,14 @@ class TestPlanPass:
         ({"last_started_at": NOW - timedelta(minutes=15), "last_full_at": NOW - 2 * DAY}, "full", None),  # reconcile due
         ({"last_started_at": NOW - timedelta(minutes=15), "last_full_at": NOW - timedelta(hours=3)},
          "incremental", NOW - timedelta(minutes=25)),  # since the last start, less the lookback
+        # The due reconcile failed last time: the changes since the last success first, ...
+        ({"last_started_at": NOW - timedelta(minutes=15), "last_full_at": NOW - 2 * DAY,
+          "latest_mode": "full", "latest_status": "failed"}, "incremental", NOW - timedelta(minutes=25)),
+        ({"last_started_at": NOW - timedelta(minutes=15), "last_full_at": NOW - 2 * DAY,
+          "latest_mode": "full", "latest_status": "superseded"}, "incremental", NOW - timedelta(minutes=25)),
+        # ... then the reconcile again
+        ({"last_started_at": NOW - timedelta(minutes=15), "last_full_at": NOW - 2 * DAY,
+          "latest_mode": "incremental", "latest_status": "succeeded"}, "full", None),
     ])  # fmt: skip
     def test_full_when_due_else_incremental_since_the_watermark(self, last: Any, mode: str, since: Any) -> None:
         """A full reconcile when none succeeded within a day; otherwise only what changed since."""

@@ -45,7 +45,13 @@ def plan_pass(
     last: dict[str, Any] | None, now: datetime, *, horizon: timedelta, lookback: timedelta, full_every: timedelta
 ) -> PassPlan:
     """Pure: a full reconcile when none succeeded within ``full_every``, else incremental since the
-    last success's start, less ``lookback`` (clock skew, records updated while that pass ran)."""
+    last success's start, less ``lookback`` (clock skew, records updated while that pass ran).
+
+    A full reconcile that failed is followed by an incremental pass before it is tried again: a
+    page that fails every time must not hold back every newer move and cancellation (a full pass
+    reads the oldest records first)."""
     full_due = last is None or last["last_full_at"] is None or now - last["last_full_at"] >= full_every
+    if full_due and last is not None and last.get("latest_mode") == "full" and last.get("latest_status") != "succeeded":
+        full_due = False  # alternate: the changes first, the reconcile again next time
     since = None if full_due or last is None else last["last_started_at"] - lookback
     return PassPlan("full" if full_due else "incremental", now, now + horizon, since)

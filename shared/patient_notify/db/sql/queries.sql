@@ -360,8 +360,11 @@ WHERE id = (
 RETURNING *;
 
 -- name: etl_history
+-- The last successes (watermarks), and how the latest finished pass went (mode and status).
 SELECT max(started_at) FILTER (WHERE status = 'succeeded') AS last_started_at,
-       max(started_at) FILTER (WHERE status = 'succeeded' AND mode = 'full') AS last_full_at
+       max(started_at) FILTER (WHERE status = 'succeeded' AND mode = 'full') AS last_full_at,
+       (array_agg(mode ORDER BY started_at DESC, id DESC) FILTER (WHERE status <> 'running'))[1] AS latest_mode,
+       (array_agg(status ORDER BY started_at DESC, id DESC) FILTER (WHERE status <> 'running'))[1] AS latest_status
 FROM etl_runs WHERE source = %(source)s
 HAVING count(*) FILTER (WHERE status = 'succeeded') > 0;
 
