@@ -133,6 +133,16 @@ REJECTIONS = [
         "certificate URL not on an SNS host",
         id="other-aws-host",
     ),
+    pytest.param(
+        _set("SigningCertURL", "https://sns.s3.amazonaws.com/SimpleNotificationService-1.pem"),
+        "certificate URL not on an SNS host",
+        id="s3-bucket-named-sns",
+    ),
+    pytest.param(
+        _set("SigningCertURL", SIGNER.cert_url + "?v=1"),
+        "certificate URL not on an SNS host",
+        id="query-string",
+    ),
 ]
 
 
@@ -152,6 +162,13 @@ class TestForgedMessages:
         """A message signed with any key but the certificate's fails, even pointing at the genuine certificate."""
         forged = {**FORGER.notification("{}", version=version), "SigningCertURL": SIGNER.cert_url}
         assert _rejection(forged) == "signature invalid"
+
+    def test_the_default_port_is_dropped_before_fetching(self) -> None:
+        """A SigningCertURL spelling out :443 verifies, fetched (and cached) as the same URL without it."""
+        endpoint = FakeSnsEndpoint()
+        with_port = SIGNER.cert_url.replace(".amazonaws.com/", ".amazonaws.com:443/")
+        _verify({**SIGNER.notification("{}"), "SigningCertURL": with_port}, endpoint)
+        assert endpoint.fetched == [SIGNER.cert_url]
 
     def test_a_certificate_sns_does_not_serve_is_rejected(self) -> None:
         """A well-formed SNS certificate URL that answers nothing usable rejects the message."""
@@ -197,3 +214,79 @@ class TestForgedMessages:
         """Property: random bytes are refused as an SnsRejected, never another error."""
         with pytest.raises(sns.SnsRejected):
             sns.SnsMessage.parse(body)
+
+
+CERTIFICATE = "/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem"  # as SNS names them
+# host (https, this certificate path) -> an SNS regional host: only sns.<region>.amazonaws.com, .com.cn in China
+HOSTS = [
+    pytest.param("sns.us-east-1.amazonaws.com", True, id="us-east-1"),
+    pytest.param("sns.eu-west-2.amazonaws.com", True, id="eu-west-2"),
+    pytest.param("sns.ap-southeast-2.amazonaws.com", True, id="ap-southeast-2"),
+    pytest.param("sns.us-gov-west-1.amazonaws.com", True, id="govcloud"),
+    pytest.param("sns.cn-north-1.amazonaws.com.cn", True, id="china"),
+    pytest.param("sns.s3.amazonaws.com", False, id="s3-bucket"),  # an S3 bucket named "sns", virtual-hosted
+    pytest.param("sns.s3-ap-southeast-2.amazonaws.com", False, id="s3-regional-bucket"),
+    pytest.param("sns.s3-accelerate.amazonaws.com", False, id="s3-accelerate-bucket"),
+    pytest.param("sns.s3-external-1.amazonaws.com", False, id="s3-external-bucket"),
+    pytest.param("sns.us-east-1.amazonaws.com.evil.net", False, id="lookalike"),
+    pytest.param("sns.amazonaws.com", False, id="no-region"),
+    pytest.param("sqs.us-east-1.amazonaws.com", False, id="another-service"),
+    pytest.param("evil.sns.us-east-1.amazonaws.com", False, id="subdomain"),
+]
+# SigningCertURL on a genuine host -> why it is refused
+CERTIFICATE_URL_SHAPES = [
+    pytest.param("http://sns.us-east-1.amazonaws.com" + CERTIFICATE, id="plain-http"),
+    pytest.param("https://sns.us-east-1.amazonaws.com:8443" + CERTIFICATE, id="other-port"),
+    pytest.param("https://x@sns.us-east-1.amazonaws.com" + CERTIFICATE, id="userinfo"),
+    pytest.param("https://sns.us-east-1.amazonaws.com" + CERTIFICATE + "?a=1", id="query"),
+    pytest.param("https://sns.us-east-1.amazonaws.com" + CERTIFICATE + "#a", id="fragment"),
+    pytest.param("https://sns.us-east-1.amazonaws.com" + CERTIFICATE + "\n", id="trailing-newline"),
+    pytest.param("https://sns.us-east-1.amazonaws.com/cert.pem", id="not-sns-certificate-name"),
+    pytest.param("https://sns.us-east-1.amazonaws.com/a" + CERTIFICATE, id="in-a-folder"),
+    pytest.param("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-AB.pem", id="upper-case-hex"),
+    pytest.param("https://sns.us-east-1.amazonaws.com" + CERTIFICATE + "/../x.pem", id="dot-segments"),
+    pytest.param("HTTPS://SNS.US-EAST-1.AMAZONAWS.COM" + CERTIFICATE, id="upper-case"),
+]
+
+
+class TestSnsUrls:
+    @pytest.mark.parametrize(("host", "accepted"), HOSTS)
+    def test_a_certificate_is_fetched_from_an_sns_regional_host_only(self, host: str, accepted: bool) -> None:
+        """A SigningCertURL on anything but sns.<region>.amazonaws.com (an S3 bucket named sns) is never fetched."""
+        url = f"https://{host}{CERTIFICATE}"
+        assert sns.certificate_url(url) == (url if accepted else None)
+
+    @pytest.mark.parametrize("url", CERTIFICATE_URL_SHAPES)
+    def test_a_certificate_url_is_exactly_sns_s_shape(self, url: str) -> None:
+        """https, port 443, no credentials, SNS's certificate name, no query or fragment: else never fetched."""
+        assert sns.certificate_url(url) is None
+
+    @pytest.mark.parametrize(("host", "accepted"), HOSTS)
+    def test_a_subscribe_url_is_visited_on_an_sns_regional_host_only(self, host: str, accepted: bool) -> None:
+        """SubscribeURL and UnsubscribeURL share the host rule: an S3 bucket named sns is not SNS."""
+        assert sns.is_sns_url(f"https://{host}/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=ab12") is accepted
+
+    # SubscribeURL -> what makes it unfit to visit
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",  # plain http
+            "https://sns.us-east-1.amazonaws.com:8443/?Action=ConfirmSubscription",  # another port
+            "https://x@sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",  # credentials
+            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription#x",  # a fragment
+            "https://sns.us-east-1.amazonaws.com/?Action=Confirm Subscription",  # a space
+            "https://sns.us-east-1.amazonaws.com\\@evil.net/?Action=ConfirmSubscription",  # parsers disagree
+            "https://sns.us-east-1.amazonaws.com",  # no path at all
+            "",
+        ],
+    )
+    def test_a_subscribe_url_off_the_plain_shape_is_not_visited(self, url: str) -> None:
+        """A SubscribeURL is https on an SNS host, port 443, no credentials or fragment, printable ASCII only."""
+        assert not sns.is_sns_url(url)
+
+    def test_the_stand_in_urls_are_sns_shaped(self) -> None:
+        """The local SNS stand-in signs with URLs the rule accepts: the demo and tests verify real signatures."""
+        confirmation = SIGNER.subscription_confirmation()
+        assert sns.certificate_url(SIGNER.cert_url) == SIGNER.cert_url
+        assert sns.is_sns_url(confirmation["SubscribeURL"])
+        assert sns.is_sns_url(SIGNER.notification("{}")["UnsubscribeURL"])

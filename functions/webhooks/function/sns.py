@@ -4,7 +4,9 @@ A message is accepted only when all of these hold, checked in this order:
 
 1. it is an SNS JSON message of type Notification, SubscriptionConfirmation or UnsubscribeConfirmation;
 2. its TopicArn is the one expected (SES_EVENTS_TOPIC_ARN);
-3. SigningCertURL is https on ``sns.<region>.amazonaws.com`` (or ``.amazonaws.com.cn``) and names a ``.pem``;
+3. SigningCertURL is exactly ``https://sns.<region>.amazonaws.com/SimpleNotificationService-<hex>.pem``
+   (``.amazonaws.com.cn`` in China; ``:443`` may be spelt out): no other host (``sns.s3.amazonaws.com``
+   is an S3 bucket anyone could name ``sns``), path, query, fragment, port or credentials;
 4. SignatureVersion 1 (SHA1withRSA) or 2 (SHA256withRSA, PKCS #1 v1.5) verifies the canonical
    string with that certificate's key. The canonical string is ``"<Name>\\n<value>\\n"`` for each
    of these fields, in this order, skipping an absent Subject:
@@ -22,7 +24,6 @@ import base64
 import binascii
 import re
 from typing import Literal, Protocol
-from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -30,7 +31,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["SIGNED_FIELDS", "SnsEndpoint", "SnsMessage", "SnsRejected", "canonical_string", "is_sns_url", "verify"]
+__all__ = [
+    "SIGNED_FIELDS",
+    "SnsEndpoint",
+    "SnsMessage",
+    "SnsRejected",
+    "canonical_string",
+    "certificate_url",
+    "is_sns_url",
+    "verify",
+]
 
 MessageType = Literal["Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"]
 _SUBSCRIPTION_FIELDS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
@@ -40,7 +50,13 @@ SIGNED_FIELDS: dict[str, tuple[str, ...]] = {
     "UnsubscribeConfirmation": _SUBSCRIPTION_FIELDS,
 }
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
-_SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+# Region-shaped (us-east-1, us-gov-west-1, cn-north-1), so never an S3 bucket host such as sns.s3-external-1.
+_SNS_HOST = r"sns\.[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d+\.amazonaws\.com(?:\.cn)?"
+_CERTIFICATE_URL = re.compile(
+    rf"https://(?P<host>{_SNS_HOST})(?::443)?(?P<path>/SimpleNotificationService-[0-9a-f]+\.pem)"
+)
+# The whole URL matched, so no parser can read another host into it; then printable ASCII bar "#".
+_ACTION_URL = re.compile(rf"https://{_SNS_HOST}(?::443)?/[!-\"$-~]*")
 
 
 class SnsRejected(Exception):
@@ -90,15 +106,15 @@ def canonical_string(message: SnsMessage) -> bytes:
     return "".join(f"{name}\n{value}\n" for name, value in fields if value is not None).encode()
 
 
+def certificate_url(url: str) -> str | None:
+    """The URL to fetch a SigningCertURL's certificate from (without ``:443``), or None: not SNS's."""
+    match = _CERTIFICATE_URL.fullmatch(url)
+    return f"https://{match['host']}{match['path']}" if match else None
+
+
 def is_sns_url(url: str | None) -> bool:
-    """https on an SNS host, default port, no credentials: the only URLs fetched on a message's word."""
-    parts = urlsplit(url or "")
-    try:
-        port = parts.port
-    except ValueError:
-        return False
-    host_ok = parts.hostname is not None and bool(_SNS_HOST.match(parts.hostname))
-    return parts.scheme == "https" and host_ok and port in (None, 443) and "@" not in parts.netloc
+    """A SubscribeURL or UnsubscribeURL fit to visit: https on an SNS host, default port, no credentials."""
+    return url is not None and _ACTION_URL.fullmatch(url) is not None
 
 
 async def verify(message: SnsMessage, expected_topic: str | None, sns: SnsEndpoint) -> None:
@@ -109,9 +125,10 @@ async def verify(message: SnsMessage, expected_topic: str | None, sns: SnsEndpoi
         raise SnsRejected("unexpected topic")
     if message.SignatureVersion not in _HASHES:
         raise SnsRejected("unsupported signature version")
-    if not is_sns_url(message.SigningCertURL) or not urlsplit(message.SigningCertURL).path.endswith(".pem"):
+    url = certificate_url(message.SigningCertURL)
+    if url is None:
         raise SnsRejected("certificate URL not on an SNS host")
-    verify_signature(message, await sns.certificate(message.SigningCertURL))
+    verify_signature(message, await sns.certificate(url))
 
 
 def verify_signature(message: SnsMessage, certificate_pem: bytes) -> None:
