@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
 import logging
+import secrets
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -689,6 +691,80 @@ class TestSnsRejections:
         """Not an SNS message at all: 403, and the raw body kept for audit."""
         assert (await webhooks.sns_post(body)).status_code == 403
         assert webhooks.rows("SELECT verified, reject_reason FROM provider_receipts") == [(False, "not an SNS message")]
+
+
+KIB = 1024
+
+
+def bounded(body: bytes) -> dict[str, Any]:
+    """What an unverified request is kept as: its first 2 KiB as text, its size and digest."""
+    return {"body_head": body[: 2 * KIB].decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
+            "body_bytes": len(body), "body_sha256": hashlib.sha256(body).hexdigest()}  # fmt: skip
+
+
+class TestUnverifiedRequestsAreKeptBounded:
+    """An unauthenticated sender cannot fill the database: what is refused is kept, but bounded."""
+
+    def refused(self, webhooks: Webhooks) -> list[tuple[Any, ...]]:
+        return webhooks.rows("SELECT kind, provider_message_id, status, reject_reason, payload FROM provider_receipts")
+
+    async def test_a_large_forged_sns_message_keeps_its_head_size_and_digest(self, webhooks: Webhooks) -> None:
+        """A forged notification of 300 KiB: 403, kept as its first 2 KiB, its size and sha256, with its ids."""
+        forged = {**webhooks.sns.notification("x" * 300 * KIB), "Signature": "bm90IGEgc2lnbmF0dXJl"}
+        body = _json(forged)
+        assert (await webhooks.sns_post(body)).status_code == 403
+        assert self.refused(webhooks) == [
+            ("ses-event", forged["MessageId"], "Notification", "signature invalid", bounded(body))
+        ]
+        assert webhooks.rows("SELECT kind FROM alerts") == [("webhook_unverified",)]
+
+    @pytest.mark.parametrize("path", ["/twilio/status", "/twilio/inbound"])
+    async def test_a_forged_twilio_form_keeps_its_head_size_and_digest(self, webhooks: Webhooks, path: str) -> None:
+        """A forged form under the size cap: 403, kept as its first 2 KiB, its size and sha256."""
+        params = {**status_params(new_sid(), "delivered"), "Body": "y" * 60 * KIB}
+        response = await webhooks.post_form(path, params, _sign(PUBLIC_URL + path, params, "forger"))
+        assert response.status_code == 403
+        [(_, sid, _, reason, payload)] = self.refused(webhooks)
+        assert (sid, reason, payload) == (
+            params["MessageSid"],
+            "signature invalid",
+            bounded(urlencode(params).encode()),
+        )
+
+    async def test_a_forged_id_of_any_length_is_kept_clipped(self, webhooks: Webhooks) -> None:
+        """A forged MessageSid of 20,000 random characters is kept (not a 503 for an oversized index entry), clipped."""
+        sid, status = secrets.token_hex(10_000), secrets.token_hex(2_500)
+        response = await webhooks.post_form("/twilio/status", status_params(sid, status), "forged")
+        assert response.status_code == 403
+        [(_, kept_sid, kept_status, _, _)] = self.refused(webhooks)
+        assert (kept_sid, kept_status) == (sid[:128], status[:128])
+
+    @pytest.mark.parametrize("size", [64 * KIB + 1, 1 << 20])  # past Twilio's few hundred bytes; to the function's cap
+    @pytest.mark.parametrize("path", ["/twilio/status", "/twilio/inbound"])
+    async def test_a_twilio_body_over_64_kib_is_413_unparsed_kept_and_alerted(
+        self, webhooks: Webhooks, path: str, size: int
+    ) -> None:
+        """Over 64 KiB, even signed: 413 before parsing, kept bounded with why, counted by the hourly alert."""
+        params = twilio_form_of(size)
+        response = await webhooks.post_form(path, params, _sign(PUBLIC_URL + path, params))
+        assert response.status_code == 413
+        kind = path.rsplit("/", 1)[1]
+        assert self.refused(webhooks) == [(kind, None, None, "body over 64 KiB", bounded(urlencode(params).encode()))]
+        assert webhooks.rows("SELECT kind, subject FROM alerts") == [("webhook_unverified", f"twilio-{kind}")]
+
+    async def test_a_signed_twilio_form_of_64_kib_is_accepted_whole(self, webhooks: Webhooks) -> None:
+        """At the cap, a signed form is Twilio's: verified and kept whole."""
+        params = twilio_form_of(64 * KIB)
+        assert (await webhooks.twilio("/twilio/status", params)).status_code == 200
+        assert webhooks.rows("SELECT verified, payload->>'Body' FROM provider_receipts") == [(True, params["Body"])]
+
+
+def twilio_form_of(size: int) -> dict[str, str]:
+    """A status callback whose Body pads it to ``size`` bytes, urlencoded."""
+    params = {**status_params(new_sid(), "delivered"), "Body": ""}
+    params["Body"] = "z" * (size - len(urlencode(params)))
+    assert len(urlencode(params)) == size
+    return params
 
 
 class TestErrors:

@@ -5,6 +5,8 @@ Public routes, each verified against its provider's signature before anything is
     POST /twilio/status    Twilio StatusCallback: the notification moves forward, never back
     POST /twilio/inbound   replies to our number: STOP/START keep sms_opt_outs, HELP answers
     POST /ses/events       SES events through SNS: delivered, bounced (suppressed), complained
+
+A request that does not verify is answered 403 and kept bounded, with why (``ledger.reject``).
 """
 
 from __future__ import annotations

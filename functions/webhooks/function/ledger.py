@@ -3,14 +3,20 @@
 Every write of one request happens in one transaction, so a database failure leaves nothing half
 applied and the provider's retry (the 503 it gets) applies it whole. A delivery receipt is applied
 by ``patient_notify.receipts``, the code the monitor applies early receipts with.
+
+A verified request is kept whole. An unverified one is anyone's, so it is kept bounded: its first
+2 KiB as text with its size and sha256 (``bounded_payload``), and the ids and status read from it
+clipped to 128 characters; with why it was refused, enough to audit it without storing what
+an unauthenticated sender chose to send.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,9 +27,11 @@ from patient_notify.errors import DatabaseError
 from patient_notify.receipts import Move, apply_pending
 from patient_notify.records import storable
 
-__all__ = ["Receipt", "apply", "log_applied", "opt_in", "opt_out", "record", "reject", "suppress"]
+__all__ = ["Receipt", "apply", "bounded_payload", "log_applied", "opt_in", "opt_out", "record", "reject", "suppress"]
 
 log = logging.getLogger(__name__)
+KEPT_BODY_BYTES = 2048  # of an unverified request
+KEPT_FIELD_CHARS = 128  # ids and statuses read from an unverified request: SIDs are 34, SES ids about 60
 
 
 @dataclass(frozen=True)
@@ -52,13 +60,27 @@ async def record(tx: Transaction, receipt: Receipt, *, reject_reason: str | None
     return int(row["id"])
 
 
-async def reject(db: Database, receipt: Receipt, endpoint: str, reason: str, now: datetime) -> None:
-    """Keep an unverified request (verified=false, with why) and raise the endpoint's hourly alert."""
+async def reject(db: Database, receipt: Receipt, body: bytes, endpoint: str, reason: str, now: datetime) -> None:
+    """Keep an unverified request (verified=false, with why), bounded, and raise the endpoint's hourly alert."""
     async with db.transaction() as tx:
-        receipt_id = await record(tx, receipt, reject_reason=reason)
+        receipt_id = await record(tx, _bounded(receipt, body), reject_reason=reason)
         await raise_alerts(tx, [unverified_alert(endpoint, reason, now)])
     log.warning("webhook.rejected", extra={"provider": receipt.provider, "kind": receipt.kind,
                                            "reason": reason, "receipt_id": receipt_id})  # fmt: skip
+
+
+def bounded_payload(body: bytes) -> dict[str, Any]:
+    """What an unverified request's body is kept as: its head, its size and its digest."""
+    head = body[:KEPT_BODY_BYTES].decode("utf-8", errors="replace")  # NULs are replaced by ``record``
+    return {"body_head": head, "body_bytes": len(body), "body_sha256": hashlib.sha256(body).hexdigest()}
+
+
+def _bounded(receipt: Receipt, body: bytes) -> Receipt:
+    def clip(value: str | None) -> str | None:
+        return None if value is None else value[:KEPT_FIELD_CHARS]
+
+    return replace(receipt, provider_message_id=clip(receipt.provider_message_id), status=clip(receipt.status),
+                   error_code=clip(receipt.error_code), payload=bounded_payload(body))  # fmt: skip
 
 
 async def apply(tx: Transaction, receipt: Receipt, *, email_fallback: bool) -> tuple[int, Sequence[Move]]:

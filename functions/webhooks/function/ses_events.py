@@ -1,6 +1,6 @@
 """``POST /ses/events``: SES delivery events through an SNS topic subscription (DESIGN §7).
 
-Verified first (``sns.verify``), or refused 403 and kept. Then by SNS message type:
+Verified first (``sns.verify``), or refused 403 and kept (bounded: ``ledger.reject``). Then by SNS message type:
 
     SubscriptionConfirmation  GET its SubscribeURL (an SNS host only), keep the receipt
     UnsubscribeConfirmation   keep it and alert: no more bounces would reach us
@@ -94,7 +94,7 @@ class SesEvents:
         except SnsRejected as rejected:
             kind = "ses-event" if payload.get("Type") == "Notification" else "sns-subscription"
             receipt = Receipt("sns", kind, _text(payload.get("MessageId")), _text(payload.get("Type")), payload)
-            await ledger.reject(self._db, receipt, ENDPOINT, rejected.reason, self._clock())
+            await ledger.reject(self._db, receipt, request.body, ENDPOINT, rejected.reason, self._clock())
             return HttpResponse(403, b"forbidden")
         if message.Type == "Notification":
             await self._notification(message, payload)

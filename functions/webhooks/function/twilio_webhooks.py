@@ -6,6 +6,9 @@ ingress the function sees ``http://webhooks.patient-notify.svc…``, never that 
 rebuilt from WEBHOOKS_PUBLIC_URL plus the request's path and query. Twilio documents that it
 signs an https URL sometimes with and sometimes without the default port (``:443``):
 ``RequestValidator.validate`` accepts either, and nothing else.
+
+A body over 64 KiB is no Twilio form (they are a few hundred bytes): it is answered 413 unparsed,
+and kept, bounded, like any refused request.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ __all__ = ["Form", "TwilioSignature", "TwilioWebhooks", "parse_form"]
 
 log = logging.getLogger(__name__)
 FORBIDDEN = HttpResponse(403, b"forbidden")
+TOO_LARGE = HttpResponse(413, b"body too large")
+MAX_FORM_BYTES = 64 * 1024
 OPTED_OUT_BY_PROVIDER = "provider:21610"
 
 
@@ -73,11 +78,13 @@ class TwilioWebhooks:
         self._email_fallback = email_fallback  # EMAIL_FALLBACK: an undelivered SMS may be replaced by an email
 
     async def on_status(self, request: HttpRequest) -> HttpResponse:
+        if len(request.body) > MAX_FORM_BYTES:
+            return await self._refuse_oversized(request, "status")
         form = parse_form(request.body)
         status, code = form.first("MessageStatus", "SmsStatus"), form.first("ErrorCode")
         receipt = Receipt("twilio", "status", form.first("MessageSid", "SmsSid"), status, form.payload(), code)
         if problem := self._signature.problem(request, form):
-            await ledger.reject(self._db, receipt, "twilio-status", problem, self._clock())
+            await ledger.reject(self._db, receipt, request.body, "twilio-status", problem, self._clock())
             return FORBIDDEN
         to = form.first("To") or ""
         outcome = twilio_outcome(status or "", code)
@@ -89,11 +96,13 @@ class TwilioWebhooks:
         return HttpResponse(200)  # an unknown sid too: Twilio would otherwise retry it for nothing
 
     async def on_inbound(self, request: HttpRequest) -> HttpResponse:
+        if len(request.body) > MAX_FORM_BYTES:
+            return await self._refuse_oversized(request, "inbound")
         form = parse_form(request.body)
         receipt = Receipt("twilio", "inbound", form.first("MessageSid", "SmsSid"), form.first("SmsStatus"),
                           form.payload())  # fmt: skip
         if problem := self._signature.problem(request, form):
-            await ledger.reject(self._db, receipt, "twilio-inbound", problem, self._clock())
+            await ledger.reject(self._db, receipt, request.body, "twilio-inbound", problem, self._clock())
             return FORBIDDEN
         action = inbound_action(form.first("Body") or "", form.first("OptOutType"))
         number = form.first("From") or ""
@@ -104,6 +113,12 @@ class TwilioWebhooks:
         log.info("inbound.received", extra={"provider": "twilio", "kind": kind, "receipt_id": receipt_id})
         reply = action is not None and action.action == "help" and not action.answered_by_provider
         return twiml(self._help_text if reply else None)
+
+    async def _refuse_oversized(self, request: HttpRequest, kind: str) -> HttpResponse:
+        """413 unparsed (nothing is read from it), kept bounded with why, counted by the hourly alert."""
+        receipt = Receipt("twilio", kind, None, None, {})
+        await ledger.reject(self._db, receipt, request.body, f"twilio-{kind}", "body over 64 KiB", self._clock())
+        return TOO_LARGE
 
 
 async def _apply_keyword(tx: Transaction, action: InboundAction | None, number: str) -> None:
