@@ -6,13 +6,23 @@ import re
 
 __all__ = ["scrub"]
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+# RFC 5322 atext (letters, digits and !#$%&'*+/=?^_`{|}~-) and dots: all of a local part, so
+# "john.o'neil@nhs.net" goes whole. Only from the start of such a run: a scan stays linear.
+_LOCAL_CHAR = r"[\w.!#$%&'*+/=?^`{|}~-]"
+_EMAIL = re.compile(rf"(?<!{_LOCAL_CHAR}){_LOCAL_CHAR}+@[\w-]+(?:\.[\w-]+)+")
+_LEADING_SYMBOLS = ".!#$%&'*+/=?^`{|}~-"  # before an address's first letter or digit: the text's quotes, kept
 # Runs of digits with the separators people write numbers with; judged by their digit count.
 _DIGIT_RUN = re.compile(r"\+?\(?\d[\d ().-]{5,}\d")
 
 
 def scrub(text: str) -> str:
-    return _DIGIT_RUN.sub(_phone_or_keep, _EMAIL.sub("[email]", text))
+    return _DIGIT_RUN.sub(_phone_or_keep, _EMAIL.sub(_email, text))
+
+
+def _email(match: re.Match[str]) -> str:
+    """``[email]``, after any opening quote or slash of the text ("'a@b.org'" → "'[email]'")."""
+    address = match.group()
+    return address[: len(address) - len(address.lstrip(_LEADING_SYMBOLS))] + "[email]"
 
 
 def _phone_or_keep(match: re.Match[str]) -> str:
