@@ -20,7 +20,7 @@ from patient_notify.errors import ConfigError
 from patient_notify.events import EmailSendRequested
 from patient_notify.function import EventFunction, Route, Runtime
 from patient_notify.pacing import Pacer, Rate
-from patient_notify.sending import Claimed, deliver
+from patient_notify.sending import Claimed, confirm_still_wanted, deliver
 from patient_notify.settings import Settings
 
 from .ses_gateway import SesEmailGateway
@@ -73,7 +73,8 @@ class EmailSender:
         await deliver(self._runtime.db, request.notification_id, self._send)
 
     async def _send(self, claimed: Claimed) -> ProviderAccepted:
-        await self._pacer.wait_turn(self._pacing_key, self._rate)  # after the claim, right before the call
+        if await self._pacer.wait_turn(self._pacing_key, self._rate):  # after the claim, right before the call
+            await confirm_still_wanted(self._runtime.db, claimed)  # suppressed or cancelled while it waited?
         email = OutboundEmail(claimed.recipient, claimed.subject, claimed.body)
         return await asyncio.to_thread(self._gateway.send_email, email)
 
