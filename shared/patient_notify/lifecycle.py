@@ -4,9 +4,10 @@
 in what they build on top of the database pool and HTTP client, and in how a request becomes a
 response; they share this lifecycle:
 
-    start   validate settings (a bad one is logged naming the variable and leaves the function
-            dead: liveness fails, so Kubernetes shows a crash loop, because hypercorn would
-            otherwise serve on without ``start``), open the pool and client, wire, migrate
+    start   validate settings, open the pool and client, wire, migrate. A bad setting is logged
+            naming the variable, any other failure naming its type (never its message, which
+            may quote a secret); either leaves the function dead: liveness fails, so Kubernetes
+            shows a crash loop, because hypercorn would otherwise serve on without ``start``
     ready   migrated; a failed migration is retried by each readiness probe
     stop    close the pool and client
 """
@@ -62,30 +63,38 @@ class FunctionLifecycle(Generic[S, R]):
         self._runtime: R | None = None
         self._database_url = ""
         self._not_ready: str | None = "not started"
-        self._config_error: str | None = None
+        self._start_error: str | None = None
         self._closing: asyncio.Task[None] | None = None
 
     def assemble(self, settings: S, db: Database, http: httpx.AsyncClient) -> R:
         raise NotImplementedError
 
     def start(self, cfg: Mapping[str, str]) -> None:
-        """Validate settings, build adapters, migrate."""
+        """Validate settings, build adapters, migrate; a failure leaves the function dead."""
         configure_logging(cfg.get("LOG_LEVEL") or "INFO")
         try:
-            settings = self.settings_type.from_cfg(cfg)
+            self._runtime = self._build(cfg)
         except ConfigError as exc:
-            self._config_error = self._not_ready = f"invalid configuration: {exc}"
+            self._start_error = self._not_ready = f"invalid configuration: {exc}"
             context = {"function": self.name, "variable": exc.variable, "reason": exc.reason}
             log.error("start.config_invalid", extra=context)
             return
+        except Exception as exc:  # noqa: BLE001  # raised, hypercorn drops it unlogged and serves on unstarted
+            self._start_error = self._not_ready = f"start failed: {type(exc).__name__}"
+            log.error("start.failed", extra={"function": self.name, "error_type": type(exc).__name__})
+            return
+        self._migrate()
+
+    def _build(self, cfg: Mapping[str, str]) -> R:
+        settings = self.settings_type.from_cfg(cfg)
         configure_logging(settings.log_level)
         self._database_url = str(settings.database_url)
+        # Both open on first use: a failed assemble leaves nothing to close.
         db = Database(self._database_url, max_size=settings.db_pool_max)
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(HTTP_TIMEOUT_S, connect=3.0), limits=_limits(settings), transport=self._transport
         )
-        self._runtime = self.assemble(settings, db, http)
-        self._migrate()
+        return self.assemble(settings, db, http)
 
     def _migrate(self) -> None:
         try:
@@ -98,7 +107,7 @@ class FunctionLifecycle(Generic[S, R]):
             log.info("start.ready", extra={"function": self.name, "applied": applied})
 
     def alive(self) -> tuple[bool, str]:
-        return self._config_error is None, self._config_error or "OK"
+        return self._start_error is None, self._start_error or "OK"
 
     def ready(self) -> tuple[bool, str]:
         if self._not_ready and self._runtime is not None:

@@ -135,6 +135,7 @@ class TestRecord:
     @pytest.mark.parametrize(("fields", "reason"), [
         ({"given_name": ""}, "patient.given_name: String should have at least 1 character"),
         ({"timezone": "Mars/Olympus"}, "patient.timezone: Value error, unknown IANA time zone 'Mars/Olympus'"),
+        ({"timezone": "Europe"}, "patient.timezone: Value error, unknown IANA time zone 'Europe'"),  # a folder
         ({"channel_preference": "pigeon"}, "patient.channel_preference: Input should be 'sms', 'email' or 'both'"),
         ({"phones": [{"number": 2025550143}]}, "appointment.patient.phones.0.number: Input should be a valid string"),
     ])  # fmt: skip

@@ -21,7 +21,7 @@ from patient_notify.events import EmailSendRequested
 from patient_notify.function import EventFunction, Route, Runtime
 from patient_notify.pacing import Pacer, Rate
 from patient_notify.sending import Claimed, confirm_still_wanted, deliver
-from patient_notify.settings import Settings
+from patient_notify.settings import AwsRegion, Settings
 
 from .ses_gateway import SesEmailGateway
 from .smtp_gateway import SmtpEmailGateway
@@ -30,7 +30,7 @@ from .smtp_gateway import SmtpEmailGateway
 class EmailSenderSettings(Settings):
     email_provider: Literal["ses", "smtp"] = "ses"
     email_from: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
-    ses_region: str | None = None
+    ses_region: AwsRegion | None = None
     ses_endpoint_url: AnyHttpUrl | None = None
     ses_configuration_set: str | None = None
     aws_access_key_id: str | None = None  # unset: boto3's default chain (IRSA, instance role)

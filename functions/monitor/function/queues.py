@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import pika  # type: ignore[import-untyped]  # pika ships no stubs; types-pika (1.2.0b1, 2022) predates pika 1.3
 
 from patient_notify.domain.monitoring import QueueReading
 
-__all__ = ["QueueDepths", "RabbitQueueDepths"]
+__all__ = ["QueueDepths", "RabbitQueueDepths", "amqp_parameters"]
 
 _AMQP_ERRORS = (pika.exceptions.AMQPError, OSError)
+# What pika's URL parsing raises: int() and float() of options, literal_eval of ssl_options and
+# client_properties, a missing path segment, the TLS files ssl_options names.
+_URL_ERRORS = (ValueError, LookupError, TypeError, SyntaxError, OSError)
 
 
 class QueueDepths(Protocol):
@@ -28,7 +32,7 @@ class QueueDepths(Protocol):
 
 class RabbitQueueDepths:
     def __init__(self, url: str, timeout_s: float = 5.0) -> None:
-        self._params = pika.URLParameters(url)
+        self._params = amqp_parameters(url)
         self._params.socket_timeout = timeout_s
         self._params.stack_timeout = timeout_s * 2
         self._params.blocked_connection_timeout = timeout_s
@@ -46,6 +50,23 @@ class RabbitQueueDepths:
         finally:
             if connection.is_open:
                 connection.close()
+
+
+def amqp_parameters(url: str) -> Any:
+    """pika's parameters for an amqp:// or amqps:// URL; ValueError, never echoing the URL, if it is not one.
+
+    pika itself takes http:// and a bare word too, and fails on the way with anything from
+    IndexError to ssl.SSLError; the settings call this so a bad RABBITMQ_URL is named at start.
+    """
+    try:
+        parts = urlsplit(url)
+        amqp = parts.scheme in ("amqp", "amqps") and bool(parts.hostname)
+        params = pika.URLParameters(url) if amqp else None
+    except _URL_ERRORS as exc:  # its message may quote the URL, credentials included: keep only the type
+        raise ValueError(f"not a valid amqp:// or amqps:// URL ({type(exc).__name__})") from None
+    if params is None:
+        raise ValueError("not an amqp:// or amqps:// URL with a host")
+    return params
 
 
 def _depth(connection: Any, queue: str) -> QueueReading:

@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Literal, Self
 
-from pydantic import AnyHttpUrl, Field, SecretStr
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from patient_notify.alert_sinks import PAGERDUTY_EVENTS_URL, SinkConfig
 from patient_notify.errors import ConfigError
 from patient_notify.settings import Settings
+
+from .queues import amqp_parameters
 
 __all__ = ["MonitorSettings"]
 
@@ -42,6 +44,13 @@ class MonitorSettings(Settings):
     alert_alertmanager_refresh_s: float = Field(default=3600.0, gt=0)
     alert_storm_threshold: int = Field(default=10, ge=1)  # more changes of one kind in a tick: one summary
     alert_push_limit: int = Field(default=500, ge=1)  # notices per sink per tick
+
+    @field_validator("rabbitmq_url")
+    @classmethod
+    def _amqp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            amqp_parameters(value.get_secret_value())  # named at start, not an IndexError deep in pika
+        return value
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, str]) -> Self:

@@ -9,7 +9,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 
 from patient_notify.domain.pacing import Rate
 from patient_notify.errors import ConfigError
-from patient_notify.settings import Settings
+from patient_notify.settings import AwsRegion, Settings
 
 from .failover import CircuitBreaker, Provider, SmsRoutes
 from .twilio_gateway import TwilioSmsGateway
@@ -36,7 +36,7 @@ class SmsSenderSettings(Settings):
     twilio_max_mps: float | None = Field(default=None, gt=0)
     twilio_burst: int = Field(default=1, ge=1)
     # Failover to SNS: off unless SNS_REGION is set.
-    sns_region: str | None = None
+    sns_region: AwsRegion | None = None
     sns_endpoint_url: AnyHttpUrl | None = None
     sns_sender_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,11}$")
     sns_origination_number: str | None = Field(default=None, pattern=E164)

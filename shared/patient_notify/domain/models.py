@@ -17,6 +17,7 @@ __all__ = [
     "Location",
     "Patient",
     "is_e164",
+    "is_zone",
 ]
 
 Channel = Literal["sms", "email"]
@@ -37,11 +38,18 @@ def is_e164(value: str) -> bool:
     return formatted == value and phonenumbers.is_valid_number(parsed)
 
 
-def _zone(name: str) -> str:
+def is_zone(name: str) -> bool:
+    """An IANA zone name zoneinfo knows ("Europe" is a folder, not a zone)."""
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown IANA time zone {name!r}") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, such as "Europe"
+        return False
+    return True
+
+
+def _zone(name: str) -> str:
+    if not is_zone(name):
+        raise ValueError(f"unknown IANA time zone {name!r}")
     return name
 
 
