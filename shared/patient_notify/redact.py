@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["scrub"]
+__all__ = ["redact_emails", "scrub"]
 
 # RFC 5322 atext (letters, digits and !#$%&'*+/=?^_`{|}~-) and dots: all of a local part, so
 # "john.o'neil@nhs.net" goes whole. Only from the start of such a run: a scan stays linear.
@@ -16,7 +16,12 @@ _DIGIT_RUN = re.compile(r"\+?\(?\d[\d ().-]{5,}\d")
 
 
 def scrub(text: str) -> str:
-    return _DIGIT_RUN.sub(_phone_or_keep, _EMAIL.sub(_email, text))
+    return _DIGIT_RUN.sub(_phone_or_keep, redact_emails(text))
+
+
+def redact_emails(text: str) -> str:
+    """Every email address in ``text`` replaced by ``[email]`` (the rest kept)."""
+    return _EMAIL.sub(_email, text)
 
 
 def _email(match: re.Match[str]) -> str:

@@ -19,6 +19,7 @@ class TestContactDataGuard:
         ("(202) 555-0123", "[phone]"),  # national, punctuated
         ("202.555.0123", "[phone]"),  # national, dotted
         ("ada.lovelace+nhs@example.org", "[email]"),  # email
+        ("unreachable:john.o'neil@nhs.net", "unreachable:[email]"),  # an apostrophe in the local part
         ("delivery_unknown:+12025550123", "delivery_unknown:[phone]"),  # inside a key
         ("123456789012", "123456789012"),  # a bare run of digits is an id (a notification, an appointment)
         ("3f2a1b4c-1234-5678-9012-3456789abcde", "3f2a1b4c-1234-5678-9012-3456789abcde"),  # an event id (UUID)

@@ -14,13 +14,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from patient_notify.redact import scrub
+from patient_notify.redact import redact_emails, scrub
 
 __all__ = ["DETAIL_LIMIT", "Alert", "AlertState", "contains_contact_data", "redact_identifier"]
 
 AlertState = Literal["open", "resolved"]
 DETAIL_LIMIT = 500
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 # "+12025550123", "+44 20 7946 0123", "(202) 555-0123", "202.555.0123": a leading + or a separator,
 # standing alone (not the digit groups inside a hex id); UUIDs (event ids) are kept whole.
 _PHONE = re.compile(r"(?<![0-9A-Za-z])(?:\+\d[\d ().-]{5,}\d|\(?\d[\d ().-]{7,}\d)(?![0-9A-Za-z])")
@@ -45,7 +44,7 @@ class Alert:
 def redact_identifier(text: str) -> str:
     """An identifier with anything email- or phone-shaped replaced; plain ids (digits too) kept."""
     parts = _UUID.split(text)  # odd positions are UUIDs
-    return "".join(p if i % 2 else _PHONE.sub(_phone_or_keep, _EMAIL.sub("[email]", p)) for i, p in enumerate(parts))
+    return "".join(p if i % 2 else _PHONE.sub(_phone_or_keep, redact_emails(p)) for i, p in enumerate(parts))
 
 
 def contains_contact_data(text: str) -> bool:
