@@ -206,6 +206,20 @@ class TestEmailSuppression:
 
         assert status_of(system, nid) == ("skipped", "suppressed") and len(system.ses.sent_messages()) == before
 
+    async def test_a_bounce_during_the_pacing_wait_stops_the_email(self, system: Functions, db: Database) -> None:
+        """Claimed, then waiting for its SES turn when the address is suppressed: re-read after the wait, no call."""
+        await seed(db, appointments=("appt-1", "appt-2"))
+        first, second = await queued(db, "email", EMAIL), await queued(db, "email", EMAIL, "appt-2")
+        system.start("email-sender", SES_MAX_RATE="0.1")  # turns 10 s apart: the second waits
+        before = len(system.ses.sent_messages())
+        assert await system.send("email-sender", first, "email") == 200
+        waiting = asyncio.create_task(system.send("email-sender", second, "email"))
+        await _until(lambda: status_of(system, second)[0] == "sending")  # claimed, now waiting for its turn
+        system.sql("INSERT INTO email_suppressions (address, reason) VALUES (lower(%s), 'bounce')", EMAIL)
+        assert await waiting == 200
+        assert status_of(system, second) == ("skipped", "suppressed")
+        assert len(system.ses.sent_messages()) == before + 1
+
 
 class TestChannelChoice:
     async def test_a_both_patient_who_opted_out_of_sms_still_gets_email(self, system: Functions, db: Database) -> None:
