@@ -17,6 +17,7 @@ from patient_notify.errors import (
 )
 from sandbox.ses import ACCESS_KEY_ID, SECRET_ACCESS_KEY, SesFaultServer, SesStandIn
 from sandbox.smtp import SmtpStandIn
+from tests.support.broken_servers import CannedAnswer, RefusingSmtpRelay
 from tests.support.functions import load_module
 
 ses_gateway = load_module("email-sender", "ses_gateway")
@@ -111,14 +112,14 @@ class TestSesFaults:
             ("TooManyRequestsException", ProviderRetryable),  # 429: over the sending rate
             ("ThrottlingException", ProviderRetryable),  # 400 with a throttling code
             ("SendingPausedException", ProviderRetryable),  # our account paused: an outage
+            ("AccountSuspendedException", ProviderRetryable),  # our account, not this email: dead-lettered, alerted
+            ("MailFromDomainNotVerifiedException", ProviderRetryable),  # our sending domain's configuration
+            ("NotFoundException", ProviderRetryable),  # 404: e.g. our configuration set is missing
+            ("LimitExceededException", ProviderRetryable),  # a quota of ours
             ("InternalFailure", ProviderOutcomeUnknown),  # 500: may have been accepted
             ("ServiceUnavailable", ProviderRetryable),  # 503
             ("MessageRejected", ProviderPermanent),  # content or recipient refused
-            ("MailFromDomainNotVerifiedException", ProviderPermanent),
-            ("AccountSuspendedException", ProviderPermanent),
-            ("BadRequestException", ProviderPermanent),
-            ("NotFoundException", ProviderPermanent),  # 404: e.g. no such configuration set
-            ("LimitExceededException", ProviderPermanent),  # any other 4xx
+            ("BadRequestException", ProviderPermanent),  # this request is invalid: any other 4xx
         ],
     )
     def test_error_maps_to_its_class(self, faults: SesFaultServer, outcome: str, expected: type[ProviderError]) -> None:
@@ -165,6 +166,21 @@ class TestSesFaults:
 
         assert raised.value.code == "connect"
 
+    # status, x-amzn-ErrorType -> the class: refusals of our credentials are ours, whatever the code
+    @pytest.mark.parametrize(("status", "code", "expected"), [
+        (403, "UnrecognizedClientException", ProviderRetryable),  # an access key SES does not know
+        (403, "AccessDeniedException", ProviderRetryable),  # our IAM policy forbids ses:SendEmail
+        (403, "SomeNewAuthorizationException", ProviderRetryable),  # any 403
+        (502, "ThrottlingException", ProviderOutcomeUnknown),  # a 502 may follow acceptance, whatever its code
+    ])  # fmt: skip
+    def test_our_credentials_refused_are_retryable(self, status: int, code: str, expected: type[ProviderError]) -> None:
+        """A 403 is about our credentials, never the recipient: retried, then dead-lettered and alerted."""
+        headers = {"Content-Type": "application/json", "x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/"}
+        with CannedAnswer(status, b'{"message": "refused"}', headers) as ses, pytest.raises(ProviderError) as raised:
+            make_ses_gateway(ses.url).send_email(make_email())
+
+        assert (type(raised.value), raised.value.code, ses.requests) == (expected, code, 1)
+
 
 class TestSmtp:
     def test_delivered_email_is_recorded(self, smtp: SmtpStandIn) -> None:
@@ -202,6 +218,21 @@ class TestSmtp:
         with pytest.raises(ProviderOutcomeUnknown):
             # 2 s: the greeting and every reply before DATA must beat it, from the stand-in's thread
             make_smtp_gateway(smtp.port, timeout_s=2).send_email(make_email(to=HANGING))
+
+    # refused command, the relay's reply -> the class and its code
+    @pytest.mark.parametrize(("verb", "reply", "expected"), [
+        ("AUTH", "535 5.7.8 authentication credentials invalid", ProviderRetryable),  # our password
+        ("MAIL", "530 5.7.0 authentication required", ProviderRetryable),  # our configuration
+        ("MAIL", "550 5.7.1 sender not allowed", ProviderRetryable),  # our From address
+        ("RCPT", "550 5.1.1 user unknown", ProviderPermanent),  # this recipient
+        ("DATA", "554 5.6.0 message refused", ProviderPermanent),  # this message
+    ])  # fmt: skip
+    def test_a_refusal_before_rcpt_is_ours(self, verb: str, reply: str, expected: type[ProviderError]) -> None:
+        """A 5xx before RCPT refuses our credentials or sender, not this email: retryable, not failed."""
+        with RefusingSmtpRelay(verb, reply) as relay, pytest.raises(ProviderError) as raised:
+            make_smtp_gateway(relay.port, username="notify", password="wrong").send_email(make_email())
+
+        assert (type(raised.value), raised.value.code) == (expected, reply[:3])
 
     def test_connection_refused_is_retryable(self) -> None:
         """Nothing listening on the relay port is retryable."""

@@ -15,7 +15,7 @@ from cloudevents.core.bindings.http import to_binary_event
 
 from patient_notify.db import Database
 from patient_notify.delivery import OutboundSms, ProviderAccepted
-from patient_notify.errors import ProviderPermanent, ProviderRetryable
+from patient_notify.errors import ProviderError, ProviderOutcomeUnknown, ProviderPermanent, ProviderRetryable
 from patient_notify.fallback import fallback_to_email
 from patient_notify.sending import Claimed, deliver
 from sandbox.ses import ACCESS_KEY_ID, SECRET_ACCESS_KEY, SesStandIn
@@ -34,6 +34,7 @@ from tests.integration.test_opt_outs import (
     status_of,
     system,
 )
+from tests.support.broken_servers import CannedAnswer
 from tests.support.functions import load_module
 
 __all__ = ["ses", "system"]  # the fixtures, shared with the opt-out tests
@@ -98,6 +99,16 @@ class TestFailover:
         sent = {m.message_id: m for m in sns_sent_sms(system.ses.region)}
         ids = [mid for (mid,) in system.rows("SELECT provider_message_id FROM notifications ORDER BY id")]
         assert [(sent[i].phone_number, sent[i].message) for i in ids] == [(PHONE, "Hi, see you soon.")] * 4
+
+    async def test_twilio_refusing_our_token_fails_over_to_sns(self, system: Functions, messages: list[int]) -> None:
+        """A rotated auth token (401 / 20003) is Twilio down for us: no SMS fails, SNS sends each once."""
+        system.start("sms-sender", clock=FakeClock(), TWILIO_AUTH_TOKEN="rotated-token", **sns_settings(system.ses))
+
+        statuses = [await until_handled(system, nid) for nid in messages]
+
+        assert statuses == [[503, 503, 200], [200], [200], [200]]  # refused twice, released, then SNS
+        assert providers(system, messages) == ["sns"] * 4 and system.twilio.messages == []
+        assert system.rows("SELECT kind FROM alerts") == []
 
     async def test_after_the_cooldown_one_trial_brings_traffic_back(
         self, system: Functions, messages: list[int]
@@ -184,6 +195,23 @@ class TestSnsGateway:
         with pytest.raises(ProviderPermanent) as raised:
             self._gateway(ses.endpoint_url, ses.region).send_sms(OutboundSms("0770090012", "Hi"))
         assert raised.value.code == "InvalidParameter" and "0770090012" not in str(raised.value)
+
+    # status, SNS error code -> the class
+    @pytest.mark.parametrize(("status", "code", "expected"), [
+        (403, "AuthorizationError", ProviderRetryable),  # our IAM policy: not this number's fault
+        (403, "InvalidClientTokenId", ProviderRetryable),  # our access key
+        (400, "Throttling", ProviderRetryable),  # over the account's rate
+        (400, "InvalidParameter", ProviderPermanent),  # the number
+        (500, "InternalError", ProviderOutcomeUnknown),  # may follow acceptance
+    ])  # fmt: skip
+    def test_a_refusal_maps_to_its_class(self, ses: SesStandIn, status: int, code: str,
+                                         expected: type[ProviderError]) -> None:  # fmt: skip
+        """Refusals of our credentials are retryable (the broker retries, then dead-letters); of the number, permanent."""
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>no</Message></Error>"
+                "<RequestId>r-1</RequestId></ErrorResponse>").encode()  # fmt: skip
+        with CannedAnswer(status, body, {"Content-Type": "text/xml"}) as sns, pytest.raises(ProviderError) as raised:
+            self._gateway(sns.url, ses.region).send_sms(OutboundSms("+12025550123", "Hi"))
+        assert (type(raised.value), raised.value.code, sns.requests) == (expected, code, 1)
 
     def test_nothing_listening_is_retryable(self, ses: SesStandIn) -> None:
         """A connection refused never reached SNS: retryable."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -19,11 +20,13 @@ from twilio.request_validator import RequestValidator
 
 from patient_notify.delivery import OutboundSms
 from patient_notify.errors import (
+    ProviderError,
     ProviderOutcomeUnknown,
     ProviderPermanent,
     ProviderRetryable,
 )
 from sandbox.twilio import TwilioStandIn
+from tests.support.broken_servers import CannedAnswer
 from tests.support.functions import load_module
 
 twilio_gateway = load_module("sms-sender", "twilio_gateway")
@@ -180,13 +183,46 @@ class TestRefusals:
         assert to not in str(raised.value)
         assert twilio.messages == []
 
-    def test_wrong_credentials_are_permanent(self, twilio: TwilioStandIn) -> None:
-        """A wrong auth token gets 401 / 20003, a permanent failure."""
-        with pytest.raises(ProviderPermanent) as raised:
+    def test_wrong_credentials_are_retryable(self, twilio: TwilioStandIn) -> None:
+        """A wrong or rotated auth token (401 / 20003) is our problem, not the message's: retryable."""
+        with pytest.raises(ProviderRetryable) as raised:
             make_gateway(twilio.base_url, auth_token="not-the-token").send_sms(make_sms())
 
         assert raised.value.code == "20003"
         assert twilio.messages == []
+
+
+def twilio_error(status: int, code: int) -> CannedAnswer:
+    """Twilio's error body for ``code``, answered with ``status``."""
+    body = json.dumps({"code": code, "message": "refused", "more_info": "", "status": status}).encode()
+    return CannedAnswer(status, body, {"Content-Type": "application/json"})
+
+
+class TestRefusalClasses:
+    # HTTP status, Twilio code -> the class: whose problem it is decides
+    @pytest.mark.parametrize(("status", "code", "expected"), [
+        (401, 20003, ProviderRetryable),  # our auth token, rejected (rotated): fail over, never "failed"
+        (401, 20005, ProviderRetryable),  # our account is not active (unpaid, suspended)
+        (400, 21606, ProviderRetryable),  # our From number cannot send here
+        (400, 21611, ProviderRetryable),  # our From number's queue is full
+        (400, 63038, ProviderRetryable),  # our account's daily message limit
+        (429, 20429, ProviderRetryable),  # throttled
+        (400, 30003, ProviderRetryable),  # DESIGN §7's limited retry: the broker's retry count bounds it
+        (403, 20008, ProviderRetryable),  # forbidden: our credentials or permissions, whatever the code
+        (400, 21211, ProviderPermanent),  # the number is invalid
+        (400, 21610, ProviderPermanent),  # the recipient replied STOP
+        (400, 21614, ProviderPermanent),  # the number is not a mobile
+        (400, 30006, ProviderPermanent),  # a landline or unreachable carrier
+        (400, 30007, ProviderPermanent),  # filtered by the carrier
+        (400, 21617, ProviderPermanent),  # this body is too long: retrying never fixes it
+        (500, 30001, ProviderOutcomeUnknown),  # a 500 may follow the message's creation, whatever its code
+    ])  # fmt: skip
+    def test_refusal_maps_to_its_class(self, status: int, code: int, expected: type[ProviderError]) -> None:
+        """Refusals about our account or capacity are retryable; those about this message are permanent."""
+        with twilio_error(status, code) as twilio, pytest.raises(ProviderError) as raised:
+            make_gateway(twilio.url).send_sms(make_sms())
+
+        assert (type(raised.value), raised.value.code, twilio.requests) == (expected, str(code), 1)
 
 
 class TestInjectedFailures:

@@ -3,14 +3,19 @@
 botocore makes exactly one attempt (the broker owns retries and their backoff), and every error
 is translated once, in ``_translate``:
 
-    ProviderRetryable       ThrottlingException, TooManyRequestsException, SendingPausedException,
-                            HTTP 429 or 503; or the request never left (refused, DNS, connect
-                            timeout, TLS), or no credentials were found
-    ProviderPermanent       MessageRejected, MailFromDomainNotVerifiedException,
-                            AccountSuspendedException, BadRequestException, NotFoundException,
-                            any other 4xx, a request botocore refuses to build
-    ProviderOutcomeUnknown  read timeout or connection dropped after the request was sent; any other
-                            5xx (a 500, 502 or 504 can come after the email was accepted)
+    ProviderRetryable       throttled (ThrottlingException, TooManyRequestsException, HTTP 429,
+                            503); our account or configuration, not this email (SendingPaused,
+                            AccountSuspended, MailFromDomainNotVerified, LimitExceeded, NotFound:
+                            a configuration set, HTTP 401 or 403: credentials); or the request never
+                            left (refused, DNS, connect timeout, a failed TLS handshake, no credentials)
+    ProviderPermanent       about this email: MessageRejected, BadRequestException, any other 4xx,
+                            a request botocore refuses to build
+    ProviderOutcomeUnknown  any other 5xx (a 500, 502 or 504 can come after the email was
+                            accepted); anything that broke once the request may have been sent: read
+                            timeout, dropped connection, a TLS error past the handshake; any other error
+
+A retryable refusal never loops silently: the broker retries (the Trigger's ``delivery.retry``,
+with backoff), then dead-letters the event, which is recorded and alerted.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    HTTPClientError,
+    CredentialRetrievalError,
+    NoCredentialsError,
     ParamValidationError,
+    PartialCredentialsError,
+    SSLError,
 )
 from botocore.exceptions import ConnectionError as NeverConnected
 
@@ -34,6 +42,7 @@ from patient_notify.errors import (
     ProviderPermanent,
     ProviderRetryable,
 )
+from patient_notify.transport_errors import causes, failed_in_tls_handshake
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2.type_defs import SendEmailRequestTypeDef
@@ -41,12 +50,15 @@ if TYPE_CHECKING:
 __all__ = ["SesEmailGateway"]
 
 PROVIDER = "ses"
+_RETRYABLE_STATUSES = frozenset({401, 403, 429, 503})  # credentials or permissions; throttled; down
 _RETRYABLE_CODES = frozenset({
-    "ThrottlingException",
-    "TooManyRequestsException",
-    # A paused account is our outage, not this message's fault: retry, then dead-letter and alert.
-    "SendingPausedException",
+    "ThrottlingException", "TooManyRequestsException",
+    # Our account or configuration, not this email: retry, then dead-letter and alert.
+    "SendingPausedException", "AccountSuspendedException", "MailFromDomainNotVerifiedException",
+    "LimitExceededException", "NotFoundException",  # a sending quota; a missing configuration set
+    "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
 })  # fmt: skip
+_BEFORE_SENDING = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
 
 
 class SesEmailGateway:
@@ -106,17 +118,31 @@ def _translate(exc: ClientError | BotoCoreError) -> ProviderError:
     name = type(exc).__name__
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code") or "Unknown"
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        detail = f"HTTP {status}"  # not SES's message: it can echo the addresses
-        if code in _RETRYABLE_CODES or status in (429, 503):
-            return ProviderRetryable(PROVIDER, code, detail)
-        if status >= 500:
-            return ProviderOutcomeUnknown(PROVIDER, code, detail)
-        return ProviderPermanent(PROVIDER, code, detail)
-    if isinstance(exc, NeverConnected):
+        return _refusal(code, exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    if _never_sent(exc):
         return ProviderRetryable(PROVIDER, "connect", name)
-    if isinstance(exc, HTTPClientError):  # ReadTimeoutError, ConnectionClosedError
-        return ProviderOutcomeUnknown(PROVIDER, "no-response", name)
     if isinstance(exc, ParamValidationError):
         return ProviderPermanent(PROVIDER, "invalid-request", name)
-    return ProviderRetryable(PROVIDER, "client", name)  # e.g. NoCredentialsError: never sent
+    if isinstance(exc, _BEFORE_SENDING):
+        return ProviderRetryable(PROVIDER, "client", name)
+    return ProviderOutcomeUnknown(PROVIDER, "no-response", name)  # ReadTimeoutError, ConnectionClosedError, …
+
+
+def _refusal(code: str, status: int) -> ProviderError:
+    detail = f"HTTP {status}"  # not SES's message: it can echo the addresses
+    if status >= 500 and status != 503:  # may follow the email's acceptance, whatever the code says
+        return ProviderOutcomeUnknown(PROVIDER, code, detail)
+    if code in _RETRYABLE_CODES or status in _RETRYABLE_STATUSES:
+        return ProviderRetryable(PROVIDER, code, detail)
+    return ProviderPermanent(PROVIDER, code, detail)
+
+
+def _never_sent(exc: BotoCoreError) -> bool:
+    """True when the request provably never left: no connection, or a TLS handshake that failed.
+
+    botocore's ``SSLError`` is a ``ConnectionError``, but urllib3 raises it for a TLS failure while
+    reading the answer too; no request byte is written before the handshake completes.
+    """
+    if isinstance(exc, NeverConnected) and not isinstance(exc, SSLError):  # refused, DNS, connect timeout
+        return True
+    return failed_in_tls_handshake(causes(exc)[-1])

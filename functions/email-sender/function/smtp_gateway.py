@@ -2,11 +2,17 @@
 
 Until DATA begins, the relay holds nothing; after that, silence is ambiguous. Translated once:
 
-    ProviderRetryable       a 4xx reply; refused, unreachable, dropped or timed out before DATA
-    ProviderPermanent       a 5xx reply (550 user unknown, 535 bad credentials, 554 rejected);
-                            a message that cannot be written (a newline in a header, a non-ASCII
-                            address the relay cannot take)
-    ProviderOutcomeUnknown  a timeout or dropped connection once DATA began
+    ProviderRetryable       a 4xx reply; a 5xx before RCPT (greeting, EHLO, STARTTLS, AUTH, MAIL
+                            FROM: 535 bad credentials, 530 authentication required, a sender the
+                            relay refuses: our configuration, not this email); refused,
+                            unreachable, dropped, timed out or a TLS failure before DATA
+    ProviderPermanent       a 5xx reply about this email (550 user unknown at RCPT, 554 content
+                            rejected after DATA); a message that cannot be written (a newline in a
+                            header, a non-ASCII address the relay cannot take)
+    ProviderOutcomeUnknown  a timeout, dropped connection or TLS error once DATA began
+
+A retryable refusal never loops silently: the broker retries (the Trigger's ``delivery.retry``,
+with backoff), then dead-letters the event, which is recorded and alerted.
 """
 
 from __future__ import annotations
@@ -50,8 +56,8 @@ class SmtpEmailGateway:
         composed = self._compose(message)
         try:
             smtp = smtplib.SMTP(self._host, self._port, timeout=self._timeout_s)
-        except (OSError, smtplib.SMTPException) as exc:
-            raise _before_data(exc) from exc
+        except (OSError, smtplib.SMTPException) as exc:  # a 554 greeting refuses us, not this email
+            raise _before_data(exc, ours=True) from exc
         try:
             self._deliver(smtp, composed, message.to)
         except ProviderError:
@@ -75,16 +81,13 @@ class SmtpEmailGateway:
 
     def _deliver(self, smtp: smtplib.SMTP, composed: EmailMessage, to: str) -> None:
         try:
-            smtp.ehlo_or_helo_if_needed()
-            if self._starttls:
-                smtp.starttls(context=ssl.create_default_context())
-                smtp.ehlo()
-            if self._username:
-                smtp.login(self._username, self._password or "")
-            _expect(smtp.mail(self._from_address), 250)
+            self._open_session(smtp)
+        except (OSError, smtplib.SMTPException, UnicodeEncodeError) as exc:
+            raise _before_data(exc, ours=True) from exc
+        try:
             _expect(smtp.rcpt(to), 250, 251)
         except (OSError, smtplib.SMTPException, UnicodeEncodeError) as exc:
-            raise _before_data(exc) from exc
+            raise _before_data(exc, ours=False) from exc
         try:
             code, _ = smtp.data(composed.as_bytes(policy=SMTP_POLICY))
         except smtplib.SMTPDataError as exc:  # DATA refused before any content was sent
@@ -94,6 +97,16 @@ class SmtpEmailGateway:
         if code != 250:
             raise _reply_error(code)
 
+    def _open_session(self, smtp: smtplib.SMTP) -> None:
+        """EHLO, STARTTLS, AUTH and MAIL FROM: every refusal here is about us, not the recipient."""
+        smtp.ehlo_or_helo_if_needed()
+        if self._starttls:
+            smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo()
+        if self._username:
+            smtp.login(self._username, self._password or "")
+        _expect(smtp.mail(self._from_address), 250)
+
 
 def _expect(reply: tuple[int, bytes], *accepted: int) -> None:
     code, text = reply
@@ -101,17 +114,18 @@ def _expect(reply: tuple[int, bytes], *accepted: int) -> None:
         raise smtplib.SMTPResponseException(code, text)
 
 
-def _before_data(exc: Exception) -> ProviderError:
+def _before_data(exc: Exception, *, ours: bool) -> ProviderError:
+    """``ours``: before RCPT, where even a 5xx is our credentials or configuration, not this email."""
     if isinstance(exc, smtplib.SMTPResponseException):
-        return _reply_error(exc.smtp_code)
+        return _reply_error(exc.smtp_code, ours=ours)
     if isinstance(exc, UnicodeEncodeError):
         return ProviderPermanent(PROVIDER, "non-ascii-address", type(exc).__name__)
     return ProviderRetryable(PROVIDER, "connect", type(exc).__name__)
 
 
-def _reply_error(code: int) -> ProviderError:
+def _reply_error(code: int, *, ours: bool = False) -> ProviderError:
     detail = f"SMTP {code}"  # not the relay's text: it can echo the address
-    if code >= 500:
+    if code >= 500 and not ours:
         return ProviderPermanent(PROVIDER, str(code), detail)
     return ProviderRetryable(PROVIDER, str(code), detail)
 

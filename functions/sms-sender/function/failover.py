@@ -3,9 +3,11 @@
     closed     every message goes to the primary (Twilio), and each call's outcome is recorded.
                It opens after ``threshold`` consecutive failures, or when ``failure_share`` of
                the last ``window`` calls failed (once half a window has been seen). A failure is
-               a retryable refusal (429, 503, 20429, 30001, never connected) or an unknown outcome
-               (timeout, 500/502/504); a permanent refusal of one message (21211) is Twilio
-               answering, so it counts as healthy.
+               a retryable refusal or an unknown outcome (timeout, 500/502/504). Retryable covers
+               Twilio down or throttling (429, 503, 20429, 30001, never connected) and Twilio
+               refusing our account (401/20003 a rotated token, 21611 the sender's queue full,
+               63038 the daily limit): SNS can still send. A permanent refusal of one message
+               (21211) is Twilio answering, so it counts as healthy.
     open       every message goes to the secondary (SNS) for ``cooldown_s``.
     half-open  after the cooldown, the next message is the primary's trial while the others
                still go to the secondary; its success closes the breaker, its failure reopens it

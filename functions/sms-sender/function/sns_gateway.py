@@ -4,12 +4,18 @@ The failover SMS provider (DESIGN §7): no delivery receipts, no validity period
 callback, so a message it accepts stays ``sent``. One attempt per call (the broker owns retries);
 errors are translated once, in ``_translate``:
 
-    ProviderRetryable       Throttling, KMSThrottling, HTTP 429 or 503; or the request never left
-                            (refused, DNS, connect timeout, TLS), or no credentials were found
-    ProviderPermanent       InvalidParameter (the number SNS cannot text), AuthorizationError,
-                            any other 4xx, a request botocore refuses to build
-    ProviderOutcomeUnknown  read timeout or connection dropped after the request was sent; any other
-                            5xx (InternalError can come after the message was accepted)
+    ProviderRetryable       Throttling, KMSThrottling, HTTP 429 or 503; our credentials or
+                            permissions (AuthorizationError, InvalidClientTokenId, HTTP 401 or 403);
+                            or the request never left (refused, DNS, connect timeout, a failed TLS
+                            handshake, no credentials found)
+    ProviderPermanent       InvalidParameter (the number SNS cannot text), any other 4xx, a request
+                            botocore refuses to build
+    ProviderOutcomeUnknown  any other 5xx (InternalError can come after the message was accepted);
+                            anything that broke once the request may have been sent: read timeout,
+                            dropped connection, a TLS error past the handshake; any other error
+
+A retryable refusal never loops silently: the broker retries (the Trigger's ``delivery.retry``,
+with backoff), then dead-letters the event, which is recorded and alerted.
 """
 
 from __future__ import annotations
@@ -19,16 +25,31 @@ from typing import Any, Protocol, cast
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ParamValidationError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    NoCredentialsError,
+    ParamValidationError,
+    PartialCredentialsError,
+    SSLError,
+)
 from botocore.exceptions import ConnectionError as NeverConnected
 
 from patient_notify.delivery import OutboundSms, ProviderAccepted
 from patient_notify.errors import ProviderError, ProviderOutcomeUnknown, ProviderPermanent, ProviderRetryable
+from patient_notify.transport_errors import causes, failed_in_tls_handshake
 
 __all__ = ["SnsSmsGateway"]
 
 PROVIDER = "sns"
-_RETRYABLE_CODES = frozenset({"Throttling", "ThrottledException", "KMSThrottling", "KMSThrottlingException"})
+_RETRYABLE_STATUSES = frozenset({401, 403, 429, 503})  # credentials or permissions; throttled; down
+_RETRYABLE_CODES = frozenset({
+    "Throttling", "ThrottledException", "KMSThrottling", "KMSThrottlingException",
+    # Our credentials or IAM policy, not this number: retry, then dead-letter and alert.
+    "AuthorizationError", "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "AccessDenied",
+})  # fmt: skip
+_BEFORE_SENDING = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
 
 
 class _SnsClient(Protocol):
@@ -82,17 +103,31 @@ def _translate(exc: ClientError | BotoCoreError) -> ProviderError:
     name = type(exc).__name__
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code") or "Unknown"
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        detail = f"HTTP {status}"  # not SNS's message: it can echo the number
-        if code in _RETRYABLE_CODES or status in (429, 503):
-            return ProviderRetryable(PROVIDER, code, detail)
-        if status >= 500:
-            return ProviderOutcomeUnknown(PROVIDER, code, detail)
-        return ProviderPermanent(PROVIDER, code, detail)
-    if isinstance(exc, NeverConnected):
+        return _refusal(code, exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    if _never_sent(exc):
         return ProviderRetryable(PROVIDER, "connect", name)
-    if isinstance(exc, HTTPClientError):  # ReadTimeoutError, ConnectionClosedError
-        return ProviderOutcomeUnknown(PROVIDER, "no-response", name)
     if isinstance(exc, ParamValidationError):
         return ProviderPermanent(PROVIDER, "invalid-request", name)
-    return ProviderRetryable(PROVIDER, "client", name)  # e.g. NoCredentialsError: never sent
+    if isinstance(exc, _BEFORE_SENDING):
+        return ProviderRetryable(PROVIDER, "client", name)
+    return ProviderOutcomeUnknown(PROVIDER, "no-response", name)  # ReadTimeoutError, ConnectionClosedError, …
+
+
+def _refusal(code: str, status: int) -> ProviderError:
+    detail = f"HTTP {status}"  # not SNS's message: it can echo the number
+    if status >= 500 and status != 503:  # may follow the message's acceptance, whatever the code says
+        return ProviderOutcomeUnknown(PROVIDER, code, detail)
+    if code in _RETRYABLE_CODES or status in _RETRYABLE_STATUSES:
+        return ProviderRetryable(PROVIDER, code, detail)
+    return ProviderPermanent(PROVIDER, code, detail)
+
+
+def _never_sent(exc: BotoCoreError) -> bool:
+    """True when the request provably never left: no connection, or a TLS handshake that failed.
+
+    botocore's ``SSLError`` is a ``ConnectionError``, but urllib3 raises it for a TLS failure while
+    reading the answer too; no request byte is written before the handshake completes.
+    """
+    if isinstance(exc, NeverConnected) and not isinstance(exc, SSLError):  # refused, DNS, connect timeout
+        return True
+    return failed_in_tls_handshake(causes(exc)[-1])

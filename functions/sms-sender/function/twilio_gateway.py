@@ -2,12 +2,20 @@
 
 Every SDK and transport error is translated once, in ``_translate`` (DESIGN.md §7):
 
-    ProviderRetryable       HTTP 429 or 503, codes 20429 and 30001; or the request never left
-                            (connection refused, DNS, connect timeout, TLS handshake)
-    ProviderPermanent       any other 4xx: 21211 invalid number, 21610 replied STOP, 21614,
-                            30006, 30007, 20003 bad credentials
-    ProviderOutcomeUnknown  read timeout or connection dropped after the request was sent; any other
-                            5xx (a 500, 502 or 504 can come after the message was created)
+    ProviderRetryable       HTTP 401, 403, 429 or 503; a code about our account or its capacity
+                            (20003 credentials, 10001/20005/30002 account inactive, 21606 sender,
+                            21611 sender queue full, 63017/63038 rate or daily limit, 20429,
+                            30001; DESIGN's limited 30003, 30008, 30500); or the request never
+                            left: refused, DNS, connect timeout, a failed TLS handshake
+    ProviderPermanent       any other 4xx, about this message: 21211 invalid number, 21610
+                            replied STOP, 21614 not mobile, 30006, 30007, a body Twilio refuses
+    ProviderOutcomeUnknown  any other 5xx, whatever its code (a 500, 502 or 504 can come after the
+                            message was created); anything that broke once the request may have
+                            been sent: read timeout, dropped connection, a TLS error past the handshake
+
+A retryable refusal never loops silently: the broker retries (the Trigger's ``delivery.retry``,
+with backoff), then dead-letters the event, which is recorded and alerted; meanwhile each one
+counts against Twilio's health in the failover breaker, so SMS move to SNS where it is set up.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from twilio.base.exceptions import (
 )
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError
 
 from patient_notify.delivery import OutboundSms, ProviderAccepted
 from patient_notify.errors import (
@@ -32,12 +40,19 @@ from patient_notify.errors import (
     ProviderPermanent,
     ProviderRetryable,
 )
+from patient_notify.transport_errors import causes, failed_in_tls_handshake
 
 __all__ = ["TWILIO_API", "TwilioSmsGateway"]
 
 PROVIDER = "twilio"
 TWILIO_API = "https://api.twilio.com"
-_RETRYABLE_CODES = frozenset({20429, 30001})
+_RETRYABLE_STATUSES = frozenset({401, 403, 429, 503})  # our credentials or account; throttled; down
+_RETRYABLE_CODES = frozenset({
+    20003, 10001, 20005, 30002,  # credentials rejected (a rotated token), account not active or suspended
+    21606, 21611,  # our From number: not able to send here, or its queue is full
+    20429, 30001, 63017, 63038,  # rate limits, queue overflow, the account's daily limit
+    30003, 30008, 30500,  # DESIGN §7's "limited" retries: the broker's retry count is the limit
+})  # fmt: skip
 # An empty mapping would make the SDK fall back to os.environ (`environment or os.environ`);
 # pinning edge and region keeps ambient TWILIO_* variables from redirecting traffic.
 _NO_AMBIENT_ENVIRONMENT = {"TWILIO_EDGE": "", "TWILIO_REGION": ""}
@@ -98,13 +113,7 @@ class TwilioSmsGateway:
 
 def _translate(exc: Exception) -> ProviderError:
     if isinstance(exc, (TwilioRestException, TwilioServiceException)):
-        status, code = int(exc.status), exc.code or exc.status
-        detail = f"HTTP {status}"  # not Twilio's message: it can echo the phone number
-        if status in (429, 503) or code in _RETRYABLE_CODES:
-            return ProviderRetryable(PROVIDER, str(code), detail)
-        if status >= 500:
-            return ProviderOutcomeUnknown(PROVIDER, str(code), detail)
-        return ProviderPermanent(PROVIDER, str(code), detail)
+        return _refusal(int(exc.status), exc.code or exc.status)
     if _never_sent(exc):
         return ProviderRetryable(PROVIDER, "connect", type(exc).__name__)
     if isinstance(exc, http.RequestException):
@@ -112,9 +121,21 @@ def _translate(exc: Exception) -> ProviderError:
     return ProviderPermanent(PROVIDER, "client", type(exc).__name__)  # SDK-side misuse
 
 
+def _refusal(status: int, code: object) -> ProviderError:  # code: Twilio's, an int in its JSON
+    detail = f"HTTP {status}"  # not Twilio's message: it can echo the phone number
+    if status >= 500 and status != 503:  # may follow the message's creation, whatever the code says
+        return ProviderOutcomeUnknown(PROVIDER, str(code), detail)
+    if status in _RETRYABLE_STATUSES or code in _RETRYABLE_CODES:
+        return ProviderRetryable(PROVIDER, str(code), detail)
+    return ProviderPermanent(PROVIDER, str(code), detail)
+
+
 def _never_sent(exc: Exception) -> bool:
-    """True when the request provably never reached Twilio: refused, unresolved, TLS, connect."""
-    if isinstance(exc, (http.ConnectTimeout, http.SSLError)):
-        return True
-    cause = exc.args[0] if isinstance(exc, http.ConnectionError) and exc.args else None
-    return isinstance(getattr(cause, "reason", None), NewConnectionError)
+    """True when the request provably never left: no connection, or a TLS handshake that failed.
+
+    The client makes one attempt (no urllib3 retries), so the chain describes that attempt alone.
+    No request byte is written before the handshake completes; any TLS error after it (a bad
+    record MAC, an unexpected EOF while reading the answer) may follow Twilio's acceptance.
+    """
+    chain = causes(exc)
+    return any(isinstance(link, ConnectTimeoutError) for link in chain) or failed_in_tls_handshake(chain[-1])
