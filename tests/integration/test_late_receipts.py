@@ -20,11 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patient_notify.catalog import SourceBatch, save_batch
-from patient_notify.db import Database, migrate
+from patient_notify.db import migrate
 from patient_notify.db.migrate import _apply_pending, available_migrations
 from sandbox.sns import SnsStandIn
-from tests.builders import make_appointment, make_contact, make_location, make_patient
 from tests.integration.test_alerts import SinkStandIn
 from tests.integration.test_monitor import Harness, fresh_etl, monitor
 from tests.integration.test_webhooks import (
@@ -255,12 +253,13 @@ class TestReceiptsKeptBeforeTheMigration:
         before = [m for m in available_migrations() if m.version < 8]
         with psycopg.connect(empty_database_url) as conn:
             _apply_pending(conn, before)
-        database = Database(empty_database_url, max_size=1)
-        async with database.transaction() as tx:
-            await save_batch(tx, SourceBatch([make_location()], [make_patient()], [make_contact()],
-                                             [make_appointment()]))  # fmt: skip
-        await database.close()
-        with psycopg.connect(empty_database_url) as conn:
+            # The schema as it was (no save_batch: today's upsert writes columns from later migrations).
+            conn.execute("INSERT INTO locations (id, name, phone, timezone) VALUES ('loc-1', 'Clinic', '+12025550100',"
+                         " 'America/New_York')")  # fmt: skip
+            conn.execute("INSERT INTO patients (id, given_name, channel_preference) VALUES ('pat-1', 'Zoe', 'sms')")
+            conn.execute("INSERT INTO appointments (id, patient_id, location_id, starts_at, status, reminder_local_date,"
+                         " reminder_due_at, reminder_window_end) VALUES ('appt-1', 'pat-1', 'loc-1', now() + interval"
+                         " '4 days', 'booked', current_date + 1, now() + interval '1 day', now() + interval '1 day')")  # fmt: skip
             for key, status, sid in [("a", "sent", "SMa"), ("b", "delivered", "SMb")]:
                 conn.execute("INSERT INTO notifications (natural_key, appointment_id, appointment_version, kind, "
                              "channel, recipient, language, body, status, provider, provider_message_id) "
