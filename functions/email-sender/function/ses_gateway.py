@@ -1,7 +1,7 @@
 """``SesEmailGateway``: the ``EmailGateway`` port over Amazon SES v2 ``SendEmail`` (boto3).
 
 botocore makes exactly one attempt (the broker owns retries and their backoff), and every error
-is translated once, in ``_translate``:
+is translated once, in ``patient_notify.aws_errors``:
 
     ProviderRetryable       throttled (ThrottlingException, TooManyRequestsException, HTTP 429,
                             503); our account or configuration, not this email (SendingPaused,
@@ -24,25 +24,10 @@ from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    CredentialRetrievalError,
-    NoCredentialsError,
-    ParamValidationError,
-    PartialCredentialsError,
-    SSLError,
-)
-from botocore.exceptions import ConnectionError as NeverConnected
+from botocore.exceptions import BotoCoreError, ClientError
 
+from patient_notify import aws_errors
 from patient_notify.delivery import OutboundEmail, ProviderAccepted
-from patient_notify.errors import (
-    ProviderError,
-    ProviderOutcomeUnknown,
-    ProviderPermanent,
-    ProviderRetryable,
-)
-from patient_notify.transport_errors import causes, failed_in_tls_handshake
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2.type_defs import SendEmailRequestTypeDef
@@ -50,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["SesEmailGateway"]
 
 PROVIDER = "ses"
-_RETRYABLE_STATUSES = frozenset({401, 403, 429, 503})  # credentials or permissions; throttled; down
 _RETRYABLE_CODES = frozenset({
     "ThrottlingException", "TooManyRequestsException",
     # Our account or configuration, not this email: retry, then dead-letter and alert.
@@ -58,7 +42,6 @@ _RETRYABLE_CODES = frozenset({
     "LimitExceededException", "NotFoundException",  # a sending quota; a missing configuration set
     "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
 })  # fmt: skip
-_BEFORE_SENDING = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
 
 
 class SesEmailGateway:
@@ -95,7 +78,7 @@ class SesEmailGateway:
         try:
             response = self._client.send_email(**self._request(message))
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc) from exc
+            raise aws_errors.translate(exc, PROVIDER, _RETRYABLE_CODES) from exc
         return ProviderAccepted(PROVIDER, response["MessageId"])
 
     def _request(self, message: OutboundEmail) -> SendEmailRequestTypeDef:
@@ -112,37 +95,3 @@ class SesEmailGateway:
         if self._configuration_set:
             request["ConfigurationSetName"] = self._configuration_set
         return request
-
-
-def _translate(exc: ClientError | BotoCoreError) -> ProviderError:
-    name = type(exc).__name__
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code") or "Unknown"
-        return _refusal(code, exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    if _never_sent(exc):
-        return ProviderRetryable(PROVIDER, "connect", name)
-    if isinstance(exc, ParamValidationError):
-        return ProviderPermanent(PROVIDER, "invalid-request", name)
-    if isinstance(exc, _BEFORE_SENDING):
-        return ProviderRetryable(PROVIDER, "client", name)
-    return ProviderOutcomeUnknown(PROVIDER, "no-response", name)  # ReadTimeoutError, ConnectionClosedError, …
-
-
-def _refusal(code: str, status: int) -> ProviderError:
-    detail = f"HTTP {status}"  # not SES's message: it can echo the addresses
-    if status >= 500 and status != 503:  # may follow the email's acceptance, whatever the code says
-        return ProviderOutcomeUnknown(PROVIDER, code, detail)
-    if code in _RETRYABLE_CODES or status in _RETRYABLE_STATUSES:
-        return ProviderRetryable(PROVIDER, code, detail)
-    return ProviderPermanent(PROVIDER, code, detail)
-
-
-def _never_sent(exc: BotoCoreError) -> bool:
-    """True when the request provably never left: no connection, or a TLS handshake that failed.
-
-    botocore's ``SSLError`` is a ``ConnectionError``, but urllib3 raises it for a TLS failure while
-    reading the answer too; no request byte is written before the handshake completes.
-    """
-    if isinstance(exc, NeverConnected) and not isinstance(exc, SSLError):  # refused, DNS, connect timeout
-        return True
-    return failed_in_tls_handshake(causes(exc)[-1])

@@ -2,7 +2,7 @@
 
 The failover SMS provider (DESIGN §7): no delivery receipts, no validity period, no status
 callback, so a message it accepts stays ``sent``. One attempt per call (the broker owns retries);
-errors are translated once, in ``_translate``:
+errors are translated once, in ``patient_notify.aws_errors``:
 
     ProviderRetryable       Throttling, KMSThrottling, HTTP 429 or 503; our credentials or
                             permissions (AuthorizationError, InvalidClientTokenId, HTTP 401 or 403);
@@ -25,31 +25,19 @@ from typing import Any, Protocol, cast
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    CredentialRetrievalError,
-    NoCredentialsError,
-    ParamValidationError,
-    PartialCredentialsError,
-    SSLError,
-)
-from botocore.exceptions import ConnectionError as NeverConnected
+from botocore.exceptions import BotoCoreError, ClientError
 
+from patient_notify import aws_errors
 from patient_notify.delivery import OutboundSms, ProviderAccepted
-from patient_notify.errors import ProviderError, ProviderOutcomeUnknown, ProviderPermanent, ProviderRetryable
-from patient_notify.transport_errors import causes, failed_in_tls_handshake
 
 __all__ = ["SnsSmsGateway"]
 
 PROVIDER = "sns"
-_RETRYABLE_STATUSES = frozenset({401, 403, 429, 503})  # credentials or permissions; throttled; down
 _RETRYABLE_CODES = frozenset({
     "Throttling", "ThrottledException", "KMSThrottling", "KMSThrottlingException",
     # Our credentials or IAM policy, not this number: retry, then dead-letter and alert.
     "AuthorizationError", "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "AccessDenied",
 })  # fmt: skip
-_BEFORE_SENDING = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
 
 
 class _SnsClient(Protocol):
@@ -85,7 +73,7 @@ class SnsSmsGateway:
             response = self._client.publish(PhoneNumber=message.to, Message=message.body,
                                             MessageAttributes=self._attributes)  # fmt: skip
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc) from exc
+            raise aws_errors.translate(exc, PROVIDER, _RETRYABLE_CODES) from exc
         return ProviderAccepted(PROVIDER, str(response["MessageId"]))
 
 
@@ -97,37 +85,3 @@ def _attributes(sender_id: str | None, origination_number: str | None) -> dict[s
     if origination_number:
         attributes["AWS.MM.SMS.OriginationNumber"] = origination_number
     return {name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()}
-
-
-def _translate(exc: ClientError | BotoCoreError) -> ProviderError:
-    name = type(exc).__name__
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code") or "Unknown"
-        return _refusal(code, exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    if _never_sent(exc):
-        return ProviderRetryable(PROVIDER, "connect", name)
-    if isinstance(exc, ParamValidationError):
-        return ProviderPermanent(PROVIDER, "invalid-request", name)
-    if isinstance(exc, _BEFORE_SENDING):
-        return ProviderRetryable(PROVIDER, "client", name)
-    return ProviderOutcomeUnknown(PROVIDER, "no-response", name)  # ReadTimeoutError, ConnectionClosedError, …
-
-
-def _refusal(code: str, status: int) -> ProviderError:
-    detail = f"HTTP {status}"  # not SNS's message: it can echo the number
-    if status >= 500 and status != 503:  # may follow the message's acceptance, whatever the code says
-        return ProviderOutcomeUnknown(PROVIDER, code, detail)
-    if code in _RETRYABLE_CODES or status in _RETRYABLE_STATUSES:
-        return ProviderRetryable(PROVIDER, code, detail)
-    return ProviderPermanent(PROVIDER, code, detail)
-
-
-def _never_sent(exc: BotoCoreError) -> bool:
-    """True when the request provably never left: no connection, or a TLS handshake that failed.
-
-    botocore's ``SSLError`` is a ``ConnectionError``, but urllib3 raises it for a TLS failure while
-    reading the answer too; no request byte is written before the handshake completes.
-    """
-    if isinstance(exc, NeverConnected) and not isinstance(exc, SSLError):  # refused, DNS, connect timeout
-        return True
-    return failed_in_tls_handshake(causes(exc)[-1])
