@@ -16,12 +16,11 @@ variables. This serves the stand-in behind that name, without touching the funct
 from __future__ import annotations
 
 import ssl
-import threading
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -29,11 +28,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sandbox.sns import SnsHandler, SnsStandIn
+from sandbox.threaded import ServedInThread
 
 __all__ = ["SnsHttpsProxy"]
 
 
-class SnsHttpsProxy:
+class SnsHttpsProxy(ServedInThread):
     """A context manager; ``folder`` receives the CA certificate and the server's key pair."""
 
     def __init__(self, sns: SnsStandIn, folder: Path) -> None:
@@ -43,9 +43,8 @@ class SnsHttpsProxy:
         _write_certificates(self.host, self.ca_file, chain, key)
         self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.tls.load_cert_chain(chain, key)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_ProxyHandler, self))
+        self._serve(ThreadingHTTPServer(("127.0.0.1", 0), partial(_ProxyHandler, self)))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -55,15 +54,6 @@ class SnsHttpsProxy:
     def env(self) -> dict[str, str]:
         """For the one process that verifies SNS messages (both spellings: lower case wins in urllib)."""
         return {"HTTPS_PROXY": self.url, "https_proxy": self.url, "SSL_CERT_FILE": str(self.ca_file)}
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
@@ -25,6 +25,7 @@ from patient_notify.errors import (
     ProviderPermanent,
     ProviderRetryable,
 )
+from sandbox.threaded import ServedInThread
 from sandbox.twilio import TwilioStandIn
 from tests.support.broken_servers import CannedAnswer
 from tests.support.functions import load_module
@@ -66,24 +67,14 @@ class Callback:
     signature: str
 
 
-class CallbackReceiver:
+class CallbackReceiver(ServedInThread):
     """A local webhook endpoint recording each POST; ``wait_for(n)`` blocks until n arrived."""
 
     def __init__(self) -> None:
         self.received: list[Callback] = []
         self._arrived = threading.Condition()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_CallbackHandler, self))
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._serve(ThreadingHTTPServer(("127.0.0.1", 0), partial(_CallbackHandler, self)))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/twilio/status"
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
     def record(self, callback: Callback) -> None:
         with self._arrived:

@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from sandbox.threaded import ServedInThread
+
 __all__ = [
     "BrokenHttpsServer", "BrokenSmtpRelay", "CannedAnswer", "Certificate", "HttpsFault", "RefusingSmtpRelay",
     "SmtpFault", "self_signed",
@@ -44,24 +46,14 @@ SmtpFault = Literal["untrusted", "corrupt-at-rcpt", "corrupt-after-data"]
 CORRUPT_RECORD = b"\x17\x03\x03\x00\x40" + bytes(range(64))
 
 
-class CannedAnswer:
+class CannedAnswer(ServedInThread):
     """Answers every POST with ``status``, ``headers`` and ``body``; ``requests`` counts them."""
 
     def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.status, self.body, self.headers = status, body, headers or {}
         self.requests = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_CannedHandler, self))
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._serve(ThreadingHTTPServer(("127.0.0.1", 0), partial(_CannedHandler, self)))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 class _CannedHandler(BaseHTTPRequestHandler):
